@@ -1,0 +1,200 @@
+"""The ``sp500`` command line: parses options into Settings and runs flows or queries."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from tasks.config import Settings
+from tasks.errors import PipelineError
+
+app = typer.Typer(
+    name="sp500",
+    help="Monthly S&P 500 forecasting pipeline: Prefect flow, Keras models, DuckDB warehouse.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _quiet_prefect_ephemeral_server() -> None:
+    """Keep the temporary API server's internals (telemetry, SQLite shutdown noise) off screen.
+
+    Without ``PREFECT_API_URL`` Prefect starts a throw-away local server per run; its own
+    log lines are about the server, not the pipeline. Users of a real server keep theirs.
+    """
+    if not os.environ.get("PREFECT_API_URL"):
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+
+
+class _ExpectedErrorFilter(logging.Filter):
+    """Drop tracebacks from log records about expected PipelineErrors; keep the message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], PipelineError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _install_log_filter() -> None:
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logging.getLogger(name).addFilter(_ExpectedErrorFilter())
+
+
+def _settings(overrides: dict[str, Any]) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise _fail(f"invalid settings: {problems}", 2) from None
+
+
+class Scaling(StrEnum):
+    """Choices for ``--scaling``."""
+
+    window = "window"
+    minmax = "minmax"
+
+
+class OutputFormat(StrEnum):
+    """Choices for ``sp500 query --format``."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def run(
+    source: Annotated[
+        str | None, typer.Option(help="CSV URL (http, https, file) or path [env SP500_SOURCE]")
+    ] = None,
+    warehouse: Annotated[
+        Path | None, typer.Option(help="DuckDB file [env SP500_WAREHOUSE]")
+    ] = None,
+    models: Annotated[
+        str | None, typer.Option(help="comma-separated model names (default: all six)")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="training epochs per Keras model")] = None,
+    window: Annotated[int | None, typer.Option(help="months per input window")] = None,
+    test_fraction: Annotated[
+        float | None, typer.Option(help="share of samples held out for testing")
+    ] = None,
+    scaling: Annotated[
+        Scaling | None, typer.Option(help="window: log ratios (default); minmax: the lesson's")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed for Keras")] = None,
+    force: Annotated[
+        bool, typer.Option(help="retrain even if data and parameters are unchanged")
+    ] = False,
+    date_column: Annotated[str | None, typer.Option(help="name of the date column")] = None,
+    value_column: Annotated[str | None, typer.Option(help="name of the price column")] = None,
+) -> None:
+    """Run the monthly-retrain flow once: download, validate, train, evaluate, store."""
+    settings = _settings(
+        {
+            "source": source,
+            "warehouse": warehouse,
+            "models": models,
+            "epochs": epochs,
+            "window": window,
+            "test_fraction": test_fraction,
+            "scaling": scaling.value if scaling else None,
+            "seed": seed,
+            "force": force or None,
+            "date_column": date_column,
+            "value_column": value_column,
+        }
+    )
+    from warehouse.store import check_writable  # noqa: PLC0415 (keep `sp500 query` light)
+
+    try:
+        check_writable(settings.warehouse)
+    except PipelineError as exc:
+        raise _fail(str(exc)) from None
+    _quiet_prefect_ephemeral_server()
+    from flows.monthly_retrain import monthly_retrain  # noqa: PLC0415 (imports TensorFlow)
+
+    _install_log_filter()
+    state = monthly_retrain(settings, return_state=True)
+    if not state.is_completed():
+        raise _fail(state.message or f"flow run ended in state {state.name}")
+    summary = state.result()
+    if summary.leaderboard:
+        columns = ["rank", "model", "rmse", "mae", "mape", "mase", "theil_u2"]
+        rows = [tuple(row[c] for c in columns) for row in summary.leaderboard]
+        typer.echo(_format_table(columns, rows))
+    typer.echo(summary.message)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1 else f"{value:.1f}"
+    return "NULL" if value is None else str(value)
+
+
+def _format_table(columns: list[str], rows: list[tuple[object, ...]]) -> str:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(lines)
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="one SQL statement, e.g. 'SELECT * FROM leaderboard'")],
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="table, csv or json")
+    ] = OutputFormat.table,
+    warehouse: Annotated[
+        Path | None, typer.Option(help="DuckDB file [env SP500_WAREHOUSE]")
+    ] = None,
+) -> None:
+    """Run read-only SQL against the warehouse and print the result."""
+    from warehouse.store import query as run_query  # noqa: PLC0415
+
+    settings = _settings({"warehouse": warehouse})
+    try:
+        columns, rows = run_query(settings.warehouse, sql)
+    except PipelineError as exc:
+        raise _fail(str(exc)) from None
+    if output_format is OutputFormat.json:
+        typer.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str))
+    elif output_format is OutputFormat.csv:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(rows)
+        typer.echo(buffer.getvalue(), nl=False)
+    else:
+        typer.echo(_format_table(columns, rows))
+
+
+def main() -> None:
+    """Console-script entry point; exits non-zero with one line on any failure."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        sys.exit(130)

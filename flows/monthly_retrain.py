@@ -1,0 +1,140 @@
+"""Flow ``monthly-retrain``: download → validate → window → train/evaluate/forecast → DuckDB."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
+from prefect.runtime import flow_run
+from prefect.states import Failed, State
+
+from tasks.config import Settings
+from tasks.errors import PipelineError, ValidationFailed
+from tasks.evaluate import evaluate_model
+from tasks.forecast import forecast_next
+from tasks.ingest import download_csv
+from tasks.persist import (
+    build_output,
+    discard_run,
+    find_unchanged_run,
+    migrate_warehouse,
+    record_run_failure,
+    record_run_start,
+    write_run,
+)
+from tasks.train import train_model
+from tasks.validate import validate_prices
+from tasks.windows import fit_scaler_task, make_windows_task, min_rows_needed, split_task
+
+LEADERBOARD_KEY = "sp500-leaderboard"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a flow run did: its run id, outcome and leaderboard rows (best first)."""
+
+    run_id: str
+    status: str  # "completed" or "unchanged"
+    message: str
+    leaderboard: list[dict[str, object]] = field(default_factory=list)
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC timestamp plus 8 random hex digits."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def _rename_flow_run(name: str) -> None:
+    run_id = flow_run.get_id()
+    if run_id is None:
+        return
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(run_id, name=name)
+
+
+def _leaderboard_markdown(run_id: str, rows: list[dict[str, object]]) -> str:
+    lines = [
+        f"# Leaderboard, run `{run_id}`",
+        "",
+        "| rank | model | rmse | mae | mape % | mase | theil_u2 |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['rank']} | {r['model']} | {r['rmse']:.1f} | {r['mae']:.1f} | {r['mape']:.2f} "
+        f"| {r['mase']:.3f} | {r['theil_u2']:.3f} |"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+@flow(name="monthly-retrain", flow_run_name="retrain-pending", log_prints=False)
+def monthly_retrain(settings: Settings) -> RunSummary | State:
+    """Retrain every model on the latest monthly S&P 500 series and store the results."""
+    logger = get_run_logger()
+    run_id = new_run_id()
+    params = settings.run_params()
+    artifact_dir = settings.models_dir / run_id
+    migrate_warehouse(settings.warehouse)
+    record_run_start(settings.warehouse, run_id, flow_run.get_id(), params)
+    try:
+        download = download_csv(settings)
+        prices = validate_prices(
+            download.content, settings, min_rows_needed(settings.window, settings.test_fraction)
+        )
+        _rename_flow_run(f"retrain-{prices['month'].iloc[-1]:%Y-%m}")
+        previous = find_unchanged_run(settings.warehouse, download.sha256, params)
+        if previous and not settings.force:
+            discard_run(settings.warehouse, run_id, artifact_dir)
+            message = f"data unchanged since run {previous}; nothing to do (use --force to rerun)"
+            logger.info(message)
+            return RunSummary(run_id=previous, status="unchanged", message=message)
+
+        windows = make_windows_task(prices, settings.window)
+        train, test = split_task(windows, settings.test_fraction)
+        scaler = fit_scaler_task(settings.scaling, train)
+        models, evaluations, forecasts = [], [], []
+        for k, name in enumerate(settings.models, start=1):
+            model = train_model(
+                name,
+                train,
+                scaler,
+                settings.epochs,
+                settings.batch_size,
+                settings.seed,
+                artifact_dir,
+                f"{k}/{len(settings.models)}",
+            )
+            evaluation = evaluate_model(model, train, test)
+            models.append(model)
+            evaluations.append(evaluation)
+            forecasts.append(forecast_next(model, prices, settings.window, evaluation))
+        write_run(
+            settings.warehouse,
+            build_output(run_id, download, prices, models, evaluations, forecasts),
+        )
+    except PipelineError as exc:
+        failures = exc.failures if isinstance(exc, ValidationFailed) else None
+        record_run_failure(settings.warehouse, run_id, str(exc), failures, artifact_dir)
+        return Failed(message=str(exc))
+    except Exception as exc:
+        logger.exception("unexpected error in run %s", run_id)
+        message = f"unexpected {type(exc).__name__}: {exc}"
+        record_run_failure(settings.warehouse, run_id, message, None, artifact_dir)
+        return Failed(message=message)
+
+    ranked = sorted(evaluations, key=lambda e: e.metrics["rmse"])
+    rows = [{"rank": i, "model": e.model, **e.metrics} for i, e in enumerate(ranked, start=1)]
+    create_markdown_artifact(
+        key=LEADERBOARD_KEY,
+        markdown=_leaderboard_markdown(run_id, rows),
+        description=f"Test-split leaderboard of run {run_id}",
+    )
+    target = pd.Timestamp(forecasts[0].target_month).strftime("%Y-%m")
+    message = f"run {run_id} completed: {len(models)} models, forecasts for {target}"
+    logger.info(message)
+    return RunSummary(run_id=run_id, status="completed", message=message, leaderboard=rows)

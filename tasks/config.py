@@ -1,0 +1,75 @@
+"""The one typed settings object of the pipeline, read once from the CLI and ``SP500_*`` env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SOURCE = "https://datatweets.com/datasets/sp500_monthly.csv"
+KERAS_MODELS: tuple[str, ...] = ("simple_rnn", "gru", "lstm", "conv1d_lstm")
+BASELINE_MODELS: tuple[str, ...] = ("naive", "drift")
+ALL_MODELS: tuple[str, ...] = BASELINE_MODELS + KERAS_MODELS
+
+
+class Settings(BaseSettings):
+    """Every knob of one pipeline run; values come from CLI options, then ``SP500_*`` env."""
+
+    model_config = SettingsConfigDict(env_prefix="SP500_", frozen=True, extra="forbid")
+
+    source: str = DEFAULT_SOURCE
+    warehouse: Path = Path("warehouse/sp500.duckdb")
+    models: tuple[str, ...] = ALL_MODELS
+    epochs: int = Field(default=60, ge=1, le=10_000)
+    batch_size: int = Field(default=32, ge=1, le=4096)
+    window: int = Field(default=12, ge=2, le=240)
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    scaling: Literal["window", "minmax"] = "window"
+    seed: int = 42
+    force: bool = False
+    date_column: str = "date"
+    value_column: str = "close"
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_bytes: int = Field(default=10_000_000, ge=1)
+    download_attempts: int = Field(default=4, ge=1, le=20)
+    backoff_seconds: float = Field(default=1.0, ge=0)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in ALL_MODELS]
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(ALL_MODELS)}")
+        if not value:
+            raise ValueError("at least one model is required")
+        if len(set(value)) != len(value):
+            raise ValueError("a model is named twice")
+        return value
+
+    def run_params(self) -> dict[str, object]:
+        """Return the settings that decide a run's results, as stored in ``runs.params``."""
+        return {
+            "models": list(self.models),
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "window": self.window,
+            "test_fraction": self.test_fraction,
+            "scaling": self.scaling,
+            "seed": self.seed,
+            "date_column": self.date_column,
+            "value_column": self.value_column,
+        }
+
+    @property
+    def models_dir(self) -> Path:
+        """Directory that holds saved ``.keras`` models, beside the warehouse file."""
+        return self.warehouse.parent / "models"

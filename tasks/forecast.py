@@ -1,0 +1,83 @@
+"""Next-month forecast of one model with empirical 80 % and 95 % intervals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.evaluate import Evaluation
+from tasks.train import TrainedModel
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A point forecast for ``target_month`` with interval bounds, all in index points."""
+
+    model: str
+    target_month: pd.Timestamp
+    horizon: int
+    point: float
+    lower_80: float
+    upper_80: float
+    lower_95: float
+    upper_95: float
+
+
+def interval_bounds(point: float, actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Bounds from empirical quantiles of test residuals taken as log(actual / predicted).
+
+    Residuals are relative so that an interval learned when the index stood at 1,300
+    scales to today's level instead of staying a fixed number of points wide.
+    """
+    residuals = np.log(np.asarray(actual, dtype=np.float64) / np.asarray(predicted))
+    q = np.quantile(residuals, [0.025, 0.10, 0.90, 0.975])
+    return {
+        "lower_95": point * float(np.exp(q[0])),
+        "lower_80": point * float(np.exp(q[1])),
+        "upper_80": point * float(np.exp(q[2])),
+        "upper_95": point * float(np.exp(q[3])),
+    }
+
+
+def next_month_forecast(
+    model: TrainedModel, last_window: np.ndarray, last_month: pd.Timestamp, evaluation: Evaluation
+) -> Forecast:
+    """Forecast the month after ``last_month`` from the final ``window`` closes."""
+    point = float(model.predict(np.asarray(last_window, dtype=np.float64)[None, :])[0])
+    bounds = interval_bounds(
+        point,
+        evaluation.predictions["actual"].to_numpy(),
+        evaluation.predictions["predicted"].to_numpy(),
+    )
+    return Forecast(
+        model=model.name,
+        target_month=pd.Timestamp(last_month) + pd.offsets.MonthBegin(1),
+        horizon=1,
+        point=point,
+        **bounds,
+    )
+
+
+@task(name="forecast_next", task_run_name="forecast-{model.name}", cache_policy=NO_CACHE)
+def forecast_next(
+    model: TrainedModel, prices: pd.DataFrame, window: int, evaluation: Evaluation
+) -> Forecast:
+    """Forecast next month for one model from the last ``window`` validated closes."""
+    result = next_month_forecast(
+        model, prices["close"].to_numpy()[-window:], prices["month"].iloc[-1], evaluation
+    )
+    get_run_logger().info(
+        "%s: %s forecast %.1f (80 %% %.1f … %.1f, 95 %% %.1f … %.1f)",
+        model.name,
+        result.target_month.strftime("%Y-%m"),
+        result.point,
+        result.lower_80,
+        result.upper_80,
+        result.lower_95,
+        result.upper_95,
+    )
+    return result

@@ -1,0 +1,108 @@
+"""Thin Prefect tasks over ``warehouse.store``: run bookkeeping and the final write."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.evaluate import Evaluation
+from tasks.forecast import Forecast
+from tasks.ingest import Download
+from tasks.train import TrainedModel
+from warehouse import store
+
+
+@task(name="migrate_warehouse", cache_policy=NO_CACHE)
+def migrate_warehouse(path: Path) -> int:
+    """Apply pending migrations and return the schema version."""
+    version = store.migrate(path)
+    get_run_logger().info("warehouse %s at schema version %d", path, version)
+    return version
+
+
+@task(name="record_run_start", cache_policy=NO_CACHE)
+def record_run_start(
+    path: Path, run_id: str, flow_run_id: str | None, params: dict[str, object]
+) -> None:
+    """Insert the ``running`` row before anything else is written."""
+    store.start_run(path, run_id, flow_run_id, params)
+
+
+@task(name="find_unchanged_run", cache_policy=NO_CACHE)
+def find_unchanged_run(path: Path, snapshot_id: str, params: dict[str, object]) -> str | None:
+    """Run id of the last completed run if it used the same snapshot and parameters."""
+    previous = store.last_completed_run(path)
+    if previous and previous.snapshot_id == snapshot_id and previous.params == params:
+        return previous.run_id
+    return None
+
+
+@task(name="discard_run", cache_policy=NO_CACHE)
+def discard_run(path: Path, run_id: str, artifact_dir: Path) -> None:
+    """Remove a run that had nothing to do, leaving the warehouse as it was."""
+    store.discard_run(path, run_id)
+    shutil.rmtree(artifact_dir, ignore_errors=True)
+
+
+@task(name="record_run_failure", cache_policy=NO_CACHE)
+def record_run_failure(
+    path: Path, run_id: str, error: str, failures: pd.DataFrame | None, artifact_dir: Path
+) -> None:
+    """Mark the run failed, keep its validation failures, drop its saved models."""
+    shutil.rmtree(artifact_dir, ignore_errors=True)
+    store.fail_run(path, run_id, error, failures)
+
+
+def build_output(
+    run_id: str,
+    download: Download,
+    prices: pd.DataFrame,
+    models: list[TrainedModel],
+    evaluations: list[Evaluation],
+    forecasts: list[Forecast],
+) -> store.RunOutput:
+    """Gather a run's results into the frames the warehouse stores."""
+    return store.RunOutput(
+        run_id=run_id,
+        snapshot_id=download.sha256,
+        source=download.source,
+        fetched_at=download.fetched_at,
+        prices=prices[["month", "close"]],
+        models=pd.DataFrame(
+            [
+                {
+                    "model": m.name,
+                    "n_params": m.n_params,
+                    "epochs": m.epochs,
+                    "train_seconds": m.train_seconds,
+                    "artifact_path": str(m.artifact_path) if m.artifact_path else None,
+                    "artifact_sha256": m.artifact_sha256,
+                }
+                for m in models
+            ]
+        ),
+        metrics=pd.DataFrame(
+            [{"model": e.model, "split": "test", **e.metrics} for e in evaluations]
+        ),
+        predictions=pd.concat(
+            [e.predictions.assign(model=e.model) for e in evaluations], ignore_index=True
+        ),
+        forecasts=pd.DataFrame([vars(f) for f in forecasts]),
+    )
+
+
+@task(name="write_run", cache_policy=NO_CACHE)
+def write_run(path: Path, output: store.RunOutput) -> None:
+    """Write the whole run to DuckDB in one transaction."""
+    store.write_run(path, output)
+    get_run_logger().info(
+        "wrote run %s: %d models, %d predictions, %d forecasts",
+        output.run_id,
+        len(output.models),
+        len(output.predictions),
+        len(output.forecasts),
+    )

@@ -1,0 +1,135 @@
+"""Parse CSV bytes into a validated monthly price frame (``month``, ``close``)."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pandera.pandas as pa
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from schemas.prices import CHECK_DESCRIPTIONS, prices_schema
+from tasks.config import Settings
+from tasks.errors import ValidationFailed
+
+FAILURE_COLUMNS = ["check_name", "column_name", "failure_case", "row_index"]
+MAX_STORED_FAILURES = 10_000
+EXAMPLES_PER_CHECK = 3
+
+
+def _failures(rows: list[dict[str, object]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=FAILURE_COLUMNS)
+    frame["row_index"] = frame["row_index"].astype("Int64")
+    frame["failure_case"] = frame["failure_case"].astype("string")
+    return frame.head(MAX_STORED_FAILURES)
+
+
+def summarize_failures(failures: pd.DataFrame) -> str:
+    """Return one line naming every failed check with a count and a few example values."""
+    parts = []
+    for check, group in failures.groupby("check_name", sort=False):
+        examples = []
+        for case, row in zip(
+            group["failure_case"].head(EXAMPLES_PER_CHECK),
+            group["row_index"].head(EXAMPLES_PER_CHECK),
+            strict=True,
+        ):
+            examples.append(f"{case!s}" + ("" if pd.isna(row) else f" (row {int(row)})"))
+        description = CHECK_DESCRIPTIONS.get(str(check), str(check))
+        parts.append(f"{check} [{description}]: {len(group)} failing, e.g. {', '.join(examples)}")
+    return f"validation failed ({len(parts)} check(s)): " + "; ".join(parts)
+
+
+def _reject(rows: list[dict[str, object]]) -> ValidationFailed:
+    failures = _failures(rows)
+    return ValidationFailed(summarize_failures(failures), failures)
+
+
+def parse_prices(
+    content: bytes, min_rows: int, date_column: str = "date", value_column: str = "close"
+) -> pd.DataFrame:
+    """Turn CSV bytes into a validated frame of ``month`` (datetime64[ns]) and ``close`` (float).
+
+    Raises:
+        ValidationFailed: every failing check, with example values and 0-based data row numbers.
+    """
+    try:
+        text = content.decode("utf-8-sig")
+        raw = pd.read_csv(
+            io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True
+        )
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _reject(
+            [
+                {
+                    "check_name": "csv_parses",
+                    "column_name": None,
+                    "failure_case": reason[:200],
+                    "row_index": None,
+                }
+            ]
+        ) from None
+    raw.columns = [str(c).strip() for c in raw.columns]
+    missing = [c for c in (date_column, value_column) if c not in raw.columns]
+    if missing:
+        found = ", ".join(map(str, raw.columns[:10]))
+        raise _reject(
+            [
+                {
+                    "check_name": "columns_present",
+                    "column_name": c,
+                    "failure_case": f"missing; found columns: {found}",
+                    "row_index": None,
+                }
+                for c in missing
+            ]
+        )
+    raw_date = raw[date_column].astype(str).str.strip()
+    raw_close = raw[value_column].astype(str).str.strip()
+    frame = pd.DataFrame(
+        {
+            "date": pd.to_datetime(raw_date, format="ISO8601", errors="coerce").astype(
+                "datetime64[ns]"
+            ),
+            "close": pd.to_numeric(raw_close, errors="coerce").astype("float64"),
+        }
+    )
+    try:
+        prices_schema(min_rows).validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        rows = []
+        originals = {"date": raw_date, "close": raw_close}
+        for case in exc.failure_cases.itertuples(index=False):
+            column = case.column if isinstance(case.column, str) else None
+            index = case.index if case.index is not None and not pd.isna(case.index) else None
+            if case.check == "min_rows":
+                value: object = f"{len(frame)} rows, need {min_rows}"
+            elif column in originals and index is not None:
+                value = originals[column].iloc[int(index)]
+            else:
+                value = case.failure_case
+            rows.append(
+                {
+                    "check_name": str(case.check),
+                    "column_name": column,
+                    "failure_case": str(value)[:200],
+                    "row_index": index,
+                }
+            )
+        raise _reject(rows) from None
+    return frame.rename(columns={"date": "month"}).reset_index(drop=True)
+
+
+@task(name="validate_prices", cache_policy=NO_CACHE)
+def validate_prices(content: bytes, settings: Settings, min_rows: int) -> pd.DataFrame:
+    """Validate downloaded bytes against the price schema and return the monthly frame."""
+    frame = parse_prices(content, min_rows, settings.date_column, settings.value_column)
+    get_run_logger().info(
+        "validated %d months, %s … %s",
+        len(frame),
+        frame["month"].iloc[0].strftime("%Y-%m"),
+        frame["month"].iloc[-1].strftime("%Y-%m"),
+    )
+    return frame

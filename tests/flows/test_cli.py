@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LocalServer, Route, synthetic_prices, to_csv_bytes
+
+pytestmark = pytest.mark.integration
+
+SP500 = Path(sys.executable).with_name("sp500")
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment of a new user: fresh PREFECT_HOME, no Prefect API configured."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SP500_"))}
+    env["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    return env
+
+
+def sp500(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SP500), *args], capture_output=True, text=True, env=env, timeout=600, check=False
+    )
+
+
+def last_line(result: subprocess.CompletedProcess[str]) -> str:
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")][-1]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "pattern"),
+    [
+        (["--warehouse", "/nonexistent-dir/w.duckdb"], 1, "warehouse directory does not exist"),
+        (["--models", "naive,prophet"], 2, "unknown model"),
+        (["--test-fraction", "1.5"], 2, "test_fraction"),
+    ],
+)
+def test_bad_options_fail_fast_with_one_line(cli_env, args, code, pattern) -> None:
+    result = sp500(cli_env, "run", *args)
+    assert result.returncode == code
+    assert pattern in last_line(result)
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_read_only_warehouse_directory(cli_env, read_only_dir) -> None:
+    result = sp500(cli_env, "run", "--warehouse", str(read_only_dir / "w.duckdb"))
+    assert result.returncode == 1
+    assert "not writable" in last_line(result)
+
+
+@pytest.mark.slow
+def test_run_then_query_as_a_new_user(cli_env, http_server: LocalServer, tmp_path: Path) -> None:
+    url = http_server.serve("/s.csv", Route(body=to_csv_bytes(synthetic_prices(120))))
+    warehouse = str(tmp_path / "w.duckdb")
+    result = sp500(
+        cli_env,
+        "run",
+        "--source",
+        url,
+        "--warehouse",
+        warehouse,
+        "--models",
+        "naive,drift,gru",
+        "--epochs",
+        "2",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Traceback" not in output
+    assert "| ERROR" not in output and "database is locked" not in output
+    assert "gru (model 3/3): epoch 2/2" in output  # progress while training
+    assert "completed: 3 models" in result.stdout
+
+    table = sp500(
+        cli_env,
+        "query",
+        "SELECT model, n FROM leaderboard ORDER BY model",
+        "--warehouse",
+        warehouse,
+    )
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[0].split() == ["model", "n"]
+    as_csv = sp500(
+        cli_env,
+        "query",
+        "SELECT model, n FROM leaderboard ORDER BY model",
+        "--warehouse",
+        warehouse,
+        "--format",
+        "csv",
+    )
+    assert list(csv.reader(io.StringIO(as_csv.stdout))) == [
+        ["model", "n"],
+        ["drift", "22"],
+        ["gru", "22"],
+        ["naive", "22"],
+    ]
+    as_json = sp500(
+        cli_env,
+        "query",
+        "SELECT count(*) AS n FROM runs",
+        "--warehouse",
+        warehouse,
+        "--format",
+        "json",
+    )
+    assert json.loads(as_json.stdout) == [{"n": 1}]
+
+    write = sp500(cli_env, "query", "DELETE FROM runs", "--warehouse", warehouse)
+    assert write.returncode == 1
+    assert "read-only" in last_line(write)
+
+
+@pytest.mark.slow
+def test_http_404_exits_non_zero_with_one_line(cli_env, http_server: LocalServer, tmp_path) -> None:
+    url = http_server.serve("/exists.csv", Route(body=b"date,close\n"))
+    missing = url.replace("exists", "missing")
+    result = sp500(cli_env, "run", "--source", missing, "--warehouse", str(tmp_path / "w.duckdb"))
+    assert result.returncode == 1
+    assert last_line(result) == f"error: HTTP 404 Not Found from {missing}"
+    assert "Traceback" not in result.stdout + result.stderr

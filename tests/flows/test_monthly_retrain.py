@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from flows.monthly_retrain import monthly_retrain
+from tasks.config import Settings
+from tests.conftest import LocalServer, Route, synthetic_prices, to_csv_bytes
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def settings(source: str, warehouse: Path, **kw: object) -> Settings:
+    options = {"epochs": 1, "download_attempts": 2, "backoff_seconds": 0.01, "timeout_seconds": 5}
+    options.update(kw)
+    return Settings(source=source, warehouse=warehouse, **options)
+
+
+def rows(path: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def counts(path: Path) -> dict[str, int]:
+    tables = [
+        "snapshots",
+        "prices",
+        "runs",
+        "models",
+        "metrics",
+        "predictions",
+        "forecasts",
+        "validation_failures",
+    ]
+    return {t: rows(path, f"SELECT count(*) FROM {t}")[0][0] for t in tables}
+
+
+def test_synthetic_series_over_http_fills_tables_and_reruns_as_no_op(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    url = http_server.serve("/s.csv", Route(body=to_csv_bytes(synthetic_prices(150, seed=2))))
+    warehouse = tmp_path / "w.duckdb"
+    config = settings(url, warehouse, models="naive,drift,lstm")
+    state = monthly_retrain(config, return_state=True)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary.status == "completed"
+    assert [r["model"] for r in summary.leaderboard] == [
+        m for (m,) in rows(warehouse, "SELECT model FROM leaderboard")
+    ]
+    first = counts(warehouse)
+    # 150 rows → 138 samples → 110 train / 28 test
+    assert first == {
+        "snapshots": 1,
+        "prices": 150,
+        "runs": 1,
+        "models": 3,
+        "metrics": 3,
+        "predictions": 3 * 28,
+        "forecasts": 3,
+        "validation_failures": 0,
+    }
+    ((path, sha),) = rows(
+        warehouse, "SELECT artifact_path, artifact_sha256 FROM models WHERE model = 'lstm'"
+    )
+    assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == sha
+    assert rows(warehouse, "SELECT DISTINCT target_month::VARCHAR FROM forecasts") == [
+        ("2002-07-01",)
+    ]
+
+    again = monthly_retrain(config, return_state=True)
+    assert again.is_completed()
+    assert again.result().status == "unchanged"
+    assert "data unchanged since run" in again.result().message
+    assert counts(warehouse) == first
+
+    forced = monthly_retrain(config.model_copy(update={"force": True}), return_state=True)
+    assert forced.is_completed()
+    after = counts(warehouse)
+    assert after["runs"] == 2 and after["metrics"] == 6 and after["snapshots"] == 1
+
+
+def test_real_data_over_http_reproduces_lesson_split(
+    http_server: LocalServer, real_csv_bytes: bytes, tmp_path: Path
+) -> None:
+    url = http_server.serve("/sp500_monthly.csv", Route(body=real_csv_bytes))
+    warehouse = tmp_path / "w.duckdb"
+    state = monthly_retrain(settings(url, warehouse), return_state=True)
+    assert state.is_completed(), state.message
+    per_model = dict(rows(warehouse, "SELECT model, count(*) FROM predictions GROUP BY model"))
+    assert per_model == dict.fromkeys(
+        ["naive", "drift", "simple_rnn", "gru", "lstm", "conv1d_lstm"], 181
+    )
+    ((first, last),) = rows(
+        warehouse, "SELECT min(month)::VARCHAR, max(month)::VARCHAR FROM predictions"
+    )
+    assert (first, last) == ("2011-05-01", "2026-05-01")
+    ((naive_rmse, naive_mae),) = rows(
+        warehouse, "SELECT rmse, mae FROM leaderboard WHERE model = 'naive'"
+    )
+    assert naive_rmse == pytest.approx(127.0, abs=0.1)
+    assert naive_mae == pytest.approx(86.9, abs=0.1)
+    params = dict(rows(warehouse, "SELECT model, n_params FROM models"))
+    assert params == {
+        "naive": 0,
+        "drift": 1,
+        "simple_rnn": 1633,
+        "gru": 3905,
+        "lstm": 4897,
+        "conv1d_lstm": 8993,
+    }
+    assert rows(
+        warehouse, "SELECT n_rows, first_month::VARCHAR, last_month::VARCHAR FROM snapshots"
+    ) == [(917, "1950-01-01", "2026-05-01")]
+    assert len(rows(warehouse, "SELECT * FROM latest_forecasts")) == 6
+
+
+def _bad_csv() -> bytes:
+    frame = synthetic_prices(150, seed=2).astype({"close": object})
+    frame.loc[20, "close"] = "-3"
+    frame.loc[40, "date"] = "yesterday"
+    return to_csv_bytes(frame)
+
+
+@pytest.mark.parametrize(
+    ("route", "message", "n_failures"),
+    [
+        (Route(body=_bad_csv()), "validation failed", 3),  # + the gap left by the bad date
+        (Route(status=404), "HTTP 404", 0),
+        (Route(status=500), "HTTP 500", 0),
+        (Route(body=b"<html><body>login</body></html>"), "HTML page", 0),
+    ],
+    ids=["schema", "404", "500", "html"],
+)
+def test_failed_run_leaves_only_its_run_row_and_keeps_previous_results(
+    http_server: LocalServer, tmp_path: Path, route: Route, message: str, n_failures: int
+) -> None:
+    warehouse = tmp_path / "w.duckdb"
+    good = http_server.serve("/good.csv", Route(body=to_csv_bytes(synthetic_prices(150))))
+    assert monthly_retrain(
+        settings(good, warehouse, models="naive"), return_state=True
+    ).is_completed()
+    before = counts(warehouse)
+    forecasts_before = rows(warehouse, "SELECT * FROM latest_forecasts")
+
+    bad = http_server.serve("/bad.csv", route)
+    state = monthly_retrain(settings(bad, warehouse, models="naive"), return_state=True)
+    assert state.is_failed()
+    assert message in state.message
+    after = counts(warehouse)
+    assert after == {**before, "runs": before["runs"] + 1, "validation_failures": n_failures}
+    ((status, error),) = rows(
+        warehouse, "SELECT status, error FROM runs WHERE status <> 'completed'"
+    )
+    assert status == "failed" and message in error
+    assert rows(warehouse, "SELECT * FROM latest_forecasts") == forecasts_before
+    assert not any((tmp_path / "models").glob("*/*.keras"))

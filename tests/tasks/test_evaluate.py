@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.evaluate import compute_metrics, evaluate
+from tasks.forecast import interval_bounds, next_month_forecast
+from tasks.train import fit_model
+from tasks.windows import fit_scaler, make_windows, split_chronologically
+
+pytestmark = pytest.mark.unit
+
+
+def test_metrics_against_hand_computed_values() -> None:
+    actual = np.array([110.0, 100.0, 120.0, 120.0])
+    predicted = np.array([100.0, 105.0, 120.0, 110.0])
+    last = np.array([100.0, 110.0, 100.0, 125.0])
+    m = compute_metrics(actual, predicted, last, train_naive_mae=5.0)
+    # errors 10, -5, 0, 10
+    assert m["rmse"] == pytest.approx(np.sqrt((100 + 25 + 0 + 100) / 4))  # 7.5
+    assert m["mae"] == pytest.approx(25 / 4)
+    assert m["mape"] == pytest.approx(100 * (10 / 110 + 5 / 100 + 0 + 10 / 120) / 4)
+    assert m["mase"] == pytest.approx((25 / 4) / 5.0)
+    naive_rmse = np.sqrt((100 + 100 + 400 + 25) / 4)  # 12.5
+    assert m["theil_u2"] == pytest.approx(7.5 / naive_rmse)
+    # moves: actual +10, -10, +20, -5; predicted 0, -5, +20, -15 → right on 3 of 4
+    assert m["directional_accuracy"] == pytest.approx(0.75)
+    assert m["n"] == 4
+
+
+def test_naive_scores_theil_u2_of_one() -> None:
+    actual = np.array([1.0, 2.0, 3.0])
+    last = np.array([2.0, 1.0, 2.5])
+    m = compute_metrics(actual, last, last, 1.0)
+    assert m["theil_u2"] == pytest.approx(1.0)
+    assert m["directional_accuracy"] == 0.0
+
+
+def test_interval_bounds_from_relative_residual_quantiles() -> None:
+    actual = np.exp(np.linspace(-0.1, 0.1, 201)) * 100
+    predicted = np.full(201, 100.0)
+    bounds = interval_bounds(1000.0, actual, predicted)
+    assert bounds["lower_95"] == pytest.approx(1000 * np.exp(-0.095), rel=1e-6)
+    assert bounds["upper_80"] == pytest.approx(1000 * np.exp(0.08), rel=1e-6)
+    assert bounds["lower_95"] < bounds["lower_80"] < 1000 < bounds["upper_80"] < bounds["upper_95"]
+
+
+def test_evaluate_and_forecast_baselines_end_to_end() -> None:
+    close = 100 * np.exp(np.cumsum(np.random.default_rng(4).normal(0.01, 0.03, 80)))
+    months = pd.date_range("2000-01-01", periods=80, freq="MS")
+    train, test = split_chronologically(make_windows(close, months, 12), 0.2)
+    scaler = fit_scaler("window", train)
+    naive = fit_model("naive", train, scaler, epochs=1, batch_size=8, seed=0)
+    result = evaluate(naive, train, test)
+    assert result.metrics["theil_u2"] == pytest.approx(1.0)
+    np.testing.assert_array_equal(result.predictions["predicted"], test.X[:, -1])
+    forecast = next_month_forecast(naive, close[-12:], months[-1], result)
+    assert forecast.point == close[-1]
+    assert forecast.target_month == pd.Timestamp("2006-09-01")
+    assert forecast.lower_95 <= forecast.lower_80 <= forecast.point <= forecast.upper_80

@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import duckdb
+import pandas as pd
+import pytest
+
+from tasks.errors import WarehouseError
+from warehouse import store
+
+pytestmark = pytest.mark.unit
+
+PARAMS = {"models": ["naive"], "epochs": 1}
+
+
+def output(run_id: str, snapshot: str = "abc") -> store.RunOutput:
+    months = pd.date_range("2000-01-01", periods=3, freq="MS")
+    return store.RunOutput(
+        run_id=run_id,
+        snapshot_id=snapshot,
+        source="test://",
+        fetched_at=datetime(2026, 1, 1, tzinfo=UTC),
+        prices=pd.DataFrame({"month": months, "close": [1.0, 2.0, 3.0]}),
+        models=pd.DataFrame(
+            [
+                {
+                    "model": "naive",
+                    "n_params": 0,
+                    "epochs": 0,
+                    "train_seconds": 0.0,
+                    "artifact_path": None,
+                    "artifact_sha256": None,
+                }
+            ]
+        ),
+        metrics=pd.DataFrame(
+            [
+                {
+                    "model": "naive",
+                    "split": "test",
+                    "rmse": 1.0,
+                    "mae": 1.0,
+                    "mape": 1.0,
+                    "mase": 1.0,
+                    "theil_u2": 1.0,
+                    "directional_accuracy": 0.0,
+                    "n": 1,
+                }
+            ]
+        ),
+        predictions=pd.DataFrame(
+            {"model": ["naive"], "month": months[-1:], "actual": [3.0], "predicted": [2.0]}
+        ),
+        forecasts=pd.DataFrame(
+            [
+                {
+                    "model": "naive",
+                    "target_month": pd.Timestamp("2000-04-01"),
+                    "horizon": 1,
+                    "point": 3.0,
+                    "lower_80": 2.5,
+                    "upper_80": 3.5,
+                    "lower_95": 2.0,
+                    "upper_95": 4.0,
+                }
+            ]
+        ),
+    )
+
+
+def count(path, table: str) -> int:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def test_migrate_is_idempotent(tmp_path) -> None:
+    path = tmp_path / "w.duckdb"
+    assert store.migrate(path) == 1
+    assert store.migrate(path) == 1
+    assert count(path, "schema_version") == 1
+
+
+def test_completed_run_round_trip(tmp_path) -> None:
+    path = tmp_path / "w.duckdb"
+    store.migrate(path)
+    store.start_run(path, "r1", None, PARAMS)
+    store.write_run(path, output("r1"))
+    last = store.last_completed_run(path)
+    assert last == store.CompletedRun("r1", "abc", PARAMS)
+    columns, rows = store.query(path, "SELECT rank, model, run_id FROM leaderboard")
+    assert columns == ["rank", "model", "run_id"]
+    assert rows == [(1, "naive", "r1")]
+    assert count(path, "prices") == 3
+
+
+def test_failed_write_is_rolled_back_and_previous_results_stay(tmp_path) -> None:
+    path = tmp_path / "w.duckdb"
+    store.migrate(path)
+    store.start_run(path, "r1", None, PARAMS)
+    store.write_run(path, output("r1"))
+    store.start_run(path, "r2", None, PARAMS)
+    broken = output("r2", snapshot="def")
+    bad_forecasts = broken.forecasts.assign(point=None)  # violates NOT NULL at the last insert
+    with pytest.raises(duckdb.Error):
+        store.write_run(path, store.RunOutput(**{**vars(broken), "forecasts": bad_forecasts}))
+    assert count(path, "snapshots") == 1
+    assert count(path, "metrics") == 1
+    store.fail_run(path, "r2", "boom")
+    _, rows = store.query(path, "SELECT run_id, status, error FROM runs ORDER BY run_id")
+    assert rows == [("r1", "completed", None), ("r2", "failed", "boom")]
+    _, rows = store.query(path, "SELECT DISTINCT run_id FROM leaderboard")
+    assert rows == [("r1",)]
+
+
+def test_failure_rows_are_stored(tmp_path) -> None:
+    path = tmp_path / "w.duckdb"
+    store.migrate(path)
+    store.start_run(path, "r1", None, PARAMS)
+    failures = pd.DataFrame(
+        {
+            "check_name": ["close_positive"],
+            "column_name": ["close"],
+            "failure_case": ["-1"],
+            "row_index": pd.array([4], dtype="Int64"),
+        }
+    )
+    store.fail_run(path, "r1", "validation failed", failures)
+    _, rows = store.query(path, "SELECT * FROM validation_failures")
+    assert rows == [("r1", "close_positive", "close", "-1", 4)]
+
+
+def test_discard_leaves_nothing(tmp_path) -> None:
+    path = tmp_path / "w.duckdb"
+    store.migrate(path)
+    store.start_run(path, "r1", None, PARAMS)
+    store.discard_run(path, "r1")
+    assert count(path, "runs") == 0
+
+
+def test_missing_directory(tmp_path) -> None:
+    with pytest.raises(WarehouseError, match="does not exist"):
+        store.migrate(tmp_path / "nope" / "w.duckdb")
+
+
+def test_read_only_directory(read_only_dir) -> None:
+    path = read_only_dir / "w.duckdb"
+    with pytest.raises(WarehouseError, match="not writable"):
+        store.migrate(path)
+    assert not path.exists()
+
+
+def test_query_is_read_only(tmp_path) -> None:
+    path = tmp_path / "w.duckdb"
+    store.migrate(path)
+    with pytest.raises(WarehouseError, match="read-only"):
+        store.query(path, "DELETE FROM runs")
+
+
+def test_query_without_warehouse(tmp_path) -> None:
+    with pytest.raises(WarehouseError, match="no warehouse"):
+        store.query(tmp_path / "none.duckdb", "SELECT 1")
+
+
+def test_busy_warehouse_is_reported(tmp_path) -> None:
+    path = tmp_path / "w.duckdb"
+    store.migrate(path)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True);"
+            " time.sleep(30)",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(WarehouseError, match="busy"):
+            store.start_run(path, "r1", None, PARAMS)
+    finally:
+        holder.kill()
+        holder.wait()

@@ -1,0 +1,275 @@
+"""The only module that opens DuckDB: migrations, run bookkeeping, one-transaction writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from tasks.errors import WarehouseError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def utc_now() -> datetime:
+    """Current UTC time without tzinfo, as stored in TIMESTAMP columns."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def check_writable(path: Path) -> None:
+    """Fail with one line unless the warehouse's directory exists and accepts new files."""
+    directory = Path(path).parent
+    if not directory.is_dir():
+        raise WarehouseError(f"warehouse directory does not exist: {directory}")
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise WarehouseError(
+            f"warehouse directory is not writable: {directory} ({exc.strerror})"
+        ) from None
+    if Path(path).exists() and not os.access(path, os.W_OK):
+        raise WarehouseError(f"warehouse file is read-only: {path}")
+
+
+@contextmanager
+def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse; DuckDB's lock and I/O errors become one-line WarehouseErrors."""
+    path = Path(path)
+    if read_only and not path.exists():
+        raise WarehouseError(f"no warehouse at {path}; run `sp500 run` first")
+    if not read_only:
+        check_writable(path)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0]
+        if "lock" in first.lower():
+            raise WarehouseError(
+                f"warehouse busy: {path} is open for writing by another process; retry later"
+            ) from None
+        raise WarehouseError(f"cannot open warehouse {path}: {first}") from None
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Run a block in one transaction: all of it is committed, or none of it."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def migration_files() -> list[tuple[int, str, Path]]:
+    """Numbered ``NNN_name.sql`` files in order, as (version, name, path)."""
+    found = []
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        number, _, name = path.stem.partition("_")
+        found.append((int(number), name, path))
+    return found
+
+
+def migrate(path: Path) -> int:
+    """Create or upgrade the warehouse schema; return the schema version now in force."""
+    with connect(path) as con:
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+        )
+        applied = {row[0] for row in con.execute("SELECT version FROM schema_version").fetchall()}
+        for version, name, sql_path in migration_files():
+            if version in applied:
+                continue
+            with transaction(con):
+                con.execute(sql_path.read_text())
+                con.execute(
+                    "INSERT INTO schema_version VALUES (?, ?, ?)", [version, name, utc_now()]
+                )
+        return int(con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0])
+
+
+def start_run(path: Path, run_id: str, flow_run_id: str | None, params: dict[str, object]) -> None:
+    """Insert the run's row with status ``running``."""
+    with connect(path) as con:
+        con.execute(
+            "INSERT INTO runs (run_id, flow_run_id, status, started_at, params)"
+            " VALUES (?, ?, 'running', ?, ?)",
+            [run_id, flow_run_id, utc_now(), json.dumps(params, sort_keys=True)],
+        )
+
+
+def discard_run(path: Path, run_id: str) -> None:
+    """Delete a run row that turned out to have nothing to do (unchanged data)."""
+    with connect(path) as con, transaction(con):
+        con.execute("DELETE FROM validation_failures WHERE run_id = ?", [run_id])
+        con.execute("DELETE FROM runs WHERE run_id = ? AND status = 'running'", [run_id])
+
+
+def fail_run(path: Path, run_id: str, error: str, failures: pd.DataFrame | None = None) -> None:
+    """Mark a run ``failed`` with its error and keep its validation failures, in one transaction."""
+    with connect(path) as con, transaction(con):
+        con.execute(
+            "UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE run_id = ?",
+            [utc_now(), error, run_id],
+        )
+        if failures is not None and len(failures):
+            _insert_frame(
+                con,
+                "validation_failures",
+                run_id,
+                failures,
+                ["check_name", "column_name", "failure_case", "row_index"],
+            )
+
+
+@dataclass(frozen=True)
+class CompletedRun:
+    """The identity of a completed run: what data and which parameters produced it."""
+
+    run_id: str
+    snapshot_id: str
+    params: dict[str, object]
+
+
+def last_completed_run(path: Path) -> CompletedRun | None:
+    """The most recently finished completed run, if any."""
+    with connect(path) as con:
+        found = con.execute(
+            "SELECT run_id, snapshot_id, params FROM runs WHERE status = 'completed'"
+            " ORDER BY finished_at DESC, run_id DESC LIMIT 1"
+        ).fetchall()
+    if not found:
+        return None
+    row = found[0]
+    return CompletedRun(run_id=row[0], snapshot_id=row[1], params=json.loads(row[2]))
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """Everything one completed run writes, as frames without the run_id column."""
+
+    run_id: str
+    snapshot_id: str
+    source: str
+    fetched_at: datetime
+    prices: pd.DataFrame  # month, close
+    models: pd.DataFrame  # model, n_params, epochs, train_seconds, artifact_path, artifact_sha256
+    metrics: pd.DataFrame  # model, split, rmse, mae, mape, mase, theil_u2, directional_accuracy, n
+    predictions: pd.DataFrame  # model, month, actual, predicted
+    forecasts: pd.DataFrame  # model, target_month, horizon, point, lower/upper 80/95
+
+
+TABLE_COLUMNS: dict[str, list[str]] = {
+    "models": ["model", "n_params", "epochs", "train_seconds", "artifact_path", "artifact_sha256"],
+    "metrics": [
+        "model",
+        "split",
+        "rmse",
+        "mae",
+        "mape",
+        "mase",
+        "theil_u2",
+        "directional_accuracy",
+        "n",
+    ],
+    "predictions": ["model", "month", "actual", "predicted"],
+    "forecasts": [
+        "model",
+        "target_month",
+        "horizon",
+        "point",
+        "lower_80",
+        "upper_80",
+        "lower_95",
+        "upper_95",
+    ],
+}
+
+
+def _insert_frame(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    run_id: str,
+    frame: pd.DataFrame,
+    columns: list[str],
+) -> None:
+    # Table and column names come from the constants above, never from data; values are
+    # read from the registered frame and the run id is a bound parameter.
+    con.register("incoming", frame[columns])
+    try:
+        con.execute(
+            f"INSERT INTO {table} (run_id, {', '.join(columns)})"
+            f" SELECT ?, {', '.join(columns)} FROM incoming",
+            [run_id],
+        )
+    finally:
+        con.unregister("incoming")
+
+
+def write_run(path: Path, output: RunOutput) -> None:
+    """Write a completed run's snapshot, results and status in one transaction."""
+    prices = output.prices
+    with connect(path) as con, transaction(con):
+        # fetchall, not fetchone: DuckDB 2 keeps a half-read result open on the connection
+        known = con.execute(
+            "SELECT count(*) FROM snapshots WHERE snapshot_id = ?", [output.snapshot_id]
+        ).fetchall()[0][0]
+        if not known:
+            con.execute(
+                "INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    output.snapshot_id,
+                    output.source,
+                    output.fetched_at.astimezone(UTC).replace(tzinfo=None)
+                    if output.fetched_at.tzinfo
+                    else output.fetched_at,
+                    len(prices),
+                    prices["month"].iloc[0].date(),
+                    prices["month"].iloc[-1].date(),
+                ],
+            )
+            con.register("incoming", prices[["month", "close"]])
+            try:
+                con.execute(
+                    "INSERT INTO prices (snapshot_id, month, close)"
+                    " SELECT ?, month, close FROM incoming",
+                    [output.snapshot_id],
+                )
+            finally:
+                con.unregister("incoming")
+        for table, columns in TABLE_COLUMNS.items():
+            _insert_frame(con, table, output.run_id, getattr(output, table), columns)
+        updated = con.execute(
+            "UPDATE runs SET status = 'completed', finished_at = ?, snapshot_id = ?, error = NULL"
+            " WHERE run_id = ? AND status = 'running' RETURNING run_id",
+            [utc_now(), output.snapshot_id, output.run_id],
+        ).fetchall()
+        if not updated:
+            raise WarehouseError(f"run {output.run_id} is not running any more; nothing written")
+
+
+def query(path: Path, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
+    """Run one SQL statement on a read-only connection; return column names and rows."""
+    with connect(path, read_only=True) as con:
+        try:
+            cursor = con.execute(sql)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"query failed: {str(exc).splitlines()[0]}") from None
+        if cursor.description is None:
+            return [], []
+        return [d[0] for d in cursor.description], cursor.fetchall()
