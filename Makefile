@@ -32,6 +32,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 test: lint
+	bash tests/setup_browser.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -18,6 +18,8 @@ from pydantic import ValidationError
 from tasks.config import Settings
 from tasks.errors import PipelineError
 
+DEPLOYMENT_NAME = "monthly"
+
 app = typer.Typer(
     name="sp500",
     help="Monthly S&P 500 forecasting pipeline: Prefect flow, Keras models, DuckDB warehouse.",
@@ -58,6 +60,11 @@ def _install_log_filter() -> None:
         logging.getLogger(name).addFilter(_ExpectedErrorFilter())
 
 
+def run_tags(settings: Settings) -> list[str]:
+    """Tags every flow run carries in the UI."""
+    return ["sp500", f"scaling:{settings.scaling}"]
+
+
 def _settings(overrides: dict[str, Any]) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -66,6 +73,9 @@ def _settings(overrides: dict[str, Any]) -> Settings:
             f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
         )
         raise _fail(f"invalid settings: {problems}", 2) from None
+
+
+WarehouseOption = Annotated[Path | None, typer.Option(help="DuckDB file (env SP500_WAREHOUSE)")]
 
 
 class Scaling(StrEnum):
@@ -86,11 +96,9 @@ class OutputFormat(StrEnum):
 @app.command()
 def run(
     source: Annotated[
-        str | None, typer.Option(help="CSV URL (http, https, file) or path [env SP500_SOURCE]")
+        str | None, typer.Option(help="CSV URL (http, https, file) or path (env SP500_SOURCE)")
     ] = None,
-    warehouse: Annotated[
-        Path | None, typer.Option(help="DuckDB file [env SP500_WAREHOUSE]")
-    ] = None,
+    warehouse: WarehouseOption = None,
     models: Annotated[
         str | None, typer.Option(help="comma-separated model names (default: all six)")
     ] = None,
@@ -108,6 +116,10 @@ def run(
     ] = False,
     date_column: Annotated[str | None, typer.Option(help="name of the date column")] = None,
     value_column: Annotated[str | None, typer.Option(help="name of the price column")] = None,
+    wait_seconds: Annotated[
+        float | None,
+        typer.Option(help="wait this long for another run on the same warehouse (default 0)"),
+    ] = None,
 ) -> None:
     """Run the monthly-retrain flow once: download, validate, train, evaluate, store."""
     settings = _settings(
@@ -123,6 +135,7 @@ def run(
             "force": force or None,
             "date_column": date_column,
             "value_column": value_column,
+            "wait_seconds": wait_seconds,
         }
     )
     from warehouse.store import check_writable  # noqa: PLC0415 (keep `sp500 query` light)
@@ -132,10 +145,13 @@ def run(
     except PipelineError as exc:
         raise _fail(str(exc)) from None
     _quiet_prefect_ephemeral_server()
+    from prefect import tags  # noqa: PLC0415
+
     from flows.monthly_retrain import monthly_retrain  # noqa: PLC0415 (imports TensorFlow)
 
     _install_log_filter()
-    state = monthly_retrain(settings, return_state=True)
+    with tags(*run_tags(settings)):
+        state = monthly_retrain(settings, return_state=True)
     if not state.is_completed():
         raise _fail(state.message or f"flow run ended in state {state.name}")
     summary = state.result()
@@ -167,9 +183,7 @@ def query(
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="table, csv or json")
     ] = OutputFormat.table,
-    warehouse: Annotated[
-        Path | None, typer.Option(help="DuckDB file [env SP500_WAREHOUSE]")
-    ] = None,
+    warehouse: WarehouseOption = None,
 ) -> None:
     """Run read-only SQL against the warehouse and print the result."""
     from warehouse.store import query as run_query  # noqa: PLC0415
@@ -189,6 +203,109 @@ def query(
         typer.echo(buffer.getvalue(), nl=False)
     else:
         typer.echo(_format_table(columns, rows))
+
+
+SERVER_HELP = (
+    "scheduling needs a Prefect server and PREFECT_API_URL is not set: run "
+    "`prefect server start` in another terminal, then "
+    "`PREFECT_API_URL=http://127.0.0.1:4200/api sp500 serve`"
+)
+
+
+def _absolute_source(source: str) -> str:
+    path = Path(source)
+    return str(path.resolve()) if "://" not in source and path.exists() else source
+
+
+@app.command()
+def serve(
+    cron: Annotated[str, typer.Option(help="cron schedule of the deployment")] = "0 6 2 * *",
+    timezone: Annotated[str, typer.Option(help="time zone of the cron schedule")] = "UTC",
+) -> None:
+    """Register deployment monthly-retrain/monthly on a cron schedule and serve its runs.
+
+    Scheduled runs use the same settings as `sp500 run` (SP500_* env, defaults).
+    """
+    if not os.environ.get("PREFECT_API_URL"):
+        raise _fail(SERVER_HELP)
+    settings = _settings({})
+    settings = settings.model_copy(
+        update={
+            "warehouse": settings.warehouse.resolve(),
+            "source": _absolute_source(settings.source),
+        }
+    )
+    from warehouse.store import check_writable  # noqa: PLC0415
+
+    try:
+        check_writable(settings.warehouse)
+    except PipelineError as exc:
+        raise _fail(str(exc)) from None
+    from prefect.deployments.runner import EntrypointType  # noqa: PLC0415
+    from prefect.schedules import Cron  # noqa: PLC0415
+
+    from flows.monthly_retrain import monthly_retrain  # noqa: PLC0415
+
+    try:
+        schedule = Cron(cron, timezone=timezone)
+    except ValueError as exc:
+        raise _fail(f"invalid schedule: {exc}", 2) from None
+    _install_log_filter()
+    monthly_retrain.serve(
+        name=DEPLOYMENT_NAME,
+        schedules=[schedule],
+        parameters={"settings": settings.model_dump(mode="json")},
+        tags=run_tags(settings),
+        description="Monthly retrain of every model on the latest S&P 500 data.",
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+
+
+@app.command()
+def report(
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="run id (default: latest completed run)")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="directory for the PNG (default: warehouse/reports)")
+    ] = None,
+    warehouse: WarehouseOption = None,
+) -> None:
+    """Print the leaderboard, forecasts and scorecard; write the forecast report PNG."""
+    from tasks.report import choose_champion, render_report  # noqa: PLC0415
+    from warehouse.store import read_run_report  # noqa: PLC0415
+
+    settings = _settings({"warehouse": warehouse})
+    try:
+        data = read_run_report(settings.warehouse, run_id)
+    except PipelineError as exc:
+        raise _fail(str(exc)) from None
+    board = ["rank", "model", "rmse", "mae", "mase", "theil_u2"]
+    typer.echo(f"Leaderboard of run {data.run_id}")
+    typer.echo(_format_table(board, [tuple(r[c] for c in board) for r in data.leaderboard]))
+    champion, reason = choose_champion(data.leaderboard)
+    typer.echo(f"\nChampion: {champion}. {reason}")
+    forecasts = data.forecasts.assign(target_month=data.forecasts["target_month"].dt.date)
+    columns = ["model", "target_month", "point", "lower_80", "upper_80", "lower_95", "upper_95"]
+    typer.echo(_format_table(columns, list(forecasts[columns].itertuples(index=False))))
+    typer.echo("\nScorecard (stored forecasts whose month has since arrived)")
+    if data.scorecard.empty:
+        typer.echo("nothing to score yet: it fills once a later run brings the forecast month")
+    else:
+        columns = list(data.scorecard.columns)
+        typer.echo(_format_table(columns, list(data.scorecard.itertuples(index=False))))
+    directory = out if out is not None else settings.reports_dir
+    try:
+        path = render_report(
+            data.prices,
+            data.predictions,
+            data.forecasts,
+            champion,
+            directory / f"{data.run_id}.png",
+        )
+    except OSError as exc:
+        raise _fail(f"cannot write the report to {directory}: {exc.strerror}") from None
+    typer.echo(f"\nreport written to {path}")
 
 
 def main() -> None:

@@ -1,20 +1,17 @@
 """Flow ``monthly-retrain``: download → validate → window → train/evaluate/forecast → DuckDB."""
 
-from __future__ import annotations
-
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pandas as pd
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
 from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
 from tasks.config import Settings
-from tasks.errors import PipelineError, ValidationFailed
+from tasks.errors import PipelineError, ValidationFailed, WarehouseError
 from tasks.evaluate import evaluate_model
 from tasks.forecast import forecast_next
 from tasks.ingest import download_csv
@@ -25,13 +22,14 @@ from tasks.persist import (
     migrate_warehouse,
     record_run_failure,
     record_run_start,
+    recover_crashed_runs,
     write_run,
 )
+from tasks.report import publish_results, publish_validation_failure
 from tasks.train import train_model
 from tasks.validate import validate_prices
 from tasks.windows import fit_scaler_task, make_windows_task, min_rows_needed, split_task
-
-LEADERBOARD_KEY = "sp500-leaderboard"
+from warehouse.lock import hold_run_lock
 
 
 @dataclass(frozen=True)
@@ -57,29 +55,23 @@ def _rename_flow_run(name: str) -> None:
         client.update_flow_run(run_id, name=name)
 
 
-def _leaderboard_markdown(run_id: str, rows: list[dict[str, object]]) -> str:
-    lines = [
-        f"# Leaderboard, run `{run_id}`",
-        "",
-        "| rank | model | rmse | mae | mape % | mase | theil_u2 |",
-        "|---:|---|---:|---:|---:|---:|---:|",
-    ]
-    lines += [
-        f"| {r['rank']} | {r['model']} | {r['rmse']:.1f} | {r['mae']:.1f} | {r['mape']:.2f} "
-        f"| {r['mase']:.3f} | {r['theil_u2']:.3f} |"
-        for r in rows
-    ]
-    return "\n".join(lines)
-
-
 @flow(name="monthly-retrain", flow_run_name="retrain-pending", log_prints=False)
 def monthly_retrain(settings: Settings) -> RunSummary | State:
     """Retrain every model on the latest monthly S&P 500 series and store the results."""
-    logger = get_run_logger()
     run_id = new_run_id()
+    try:
+        with hold_run_lock(settings.warehouse, run_id, settings.wait_seconds):
+            return _retrain(settings, run_id)
+    except WarehouseError as exc:  # busy, or unusable before this run had a row to fail
+        return Failed(message=str(exc))
+
+
+def _retrain(settings: Settings, run_id: str) -> RunSummary | State:
+    logger = get_run_logger()
     params = settings.run_params()
     artifact_dir = settings.models_dir / run_id
     migrate_warehouse(settings.warehouse)
+    recover_crashed_runs(settings.warehouse, settings.models_dir, run_id)
     record_run_start(settings.warehouse, run_id, flow_run.get_id(), params)
     try:
         download = download_csv(settings)
@@ -113,13 +105,15 @@ def monthly_retrain(settings: Settings) -> RunSummary | State:
             models.append(model)
             evaluations.append(evaluation)
             forecasts.append(forecast_next(model, prices, settings.window, evaluation))
-        write_run(
-            settings.warehouse,
-            build_output(run_id, download, prices, models, evaluations, forecasts),
-        )
+        ranked = sorted(evaluations, key=lambda e: e.metrics["rmse"])
+        leaderboard = [{"rank": i, "model": e.model, **e.metrics} for i, e in enumerate(ranked, 1)]
+        output = build_output(run_id, download, prices, models, evaluations, forecasts)
+        write_run(settings.warehouse, output)
     except PipelineError as exc:
         failures = exc.failures if isinstance(exc, ValidationFailed) else None
         record_run_failure(settings.warehouse, run_id, str(exc), failures, artifact_dir)
+        if failures is not None:
+            publish_validation_failure(failures, str(exc))
         return Failed(message=str(exc))
     except Exception as exc:
         logger.exception("unexpected error in run %s", run_id)
@@ -127,14 +121,8 @@ def monthly_retrain(settings: Settings) -> RunSummary | State:
         record_run_failure(settings.warehouse, run_id, message, None, artifact_dir)
         return Failed(message=message)
 
-    ranked = sorted(evaluations, key=lambda e: e.metrics["rmse"])
-    rows = [{"rank": i, "model": e.model, **e.metrics} for i, e in enumerate(ranked, start=1)]
-    create_markdown_artifact(
-        key=LEADERBOARD_KEY,
-        markdown=_leaderboard_markdown(run_id, rows),
-        description=f"Test-split leaderboard of run {run_id}",
-    )
+    publish_results(output, leaderboard, settings.reports_dir)
     target = pd.Timestamp(forecasts[0].target_month).strftime("%Y-%m")
     message = f"run {run_id} completed: {len(models)} models, forecasts for {target}"
     logger.info(message)
-    return RunSummary(run_id=run_id, status="completed", message=message, leaderboard=rows)
+    return RunSummary(run_id=run_id, status="completed", message=message, leaderboard=leaderboard)

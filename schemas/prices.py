@@ -12,7 +12,7 @@ MAX_ABS_LOG_CHANGE = float(np.log(2.0))
 CHECK_DESCRIPTIONS: dict[str, str] = {
     "csv_parses": "body parses as CSV text",
     "columns_present": "date and value columns are present",
-    "date_parses": "date parses as an ISO date (YYYY-MM-DD)",
+    "date_parses": "date parses as an ISO date (YYYY-MM-DD) in 1678…2261",
     "first_of_month": "date is the first day of a month",
     "unique_month": "each month appears once",
     "strictly_increasing": "dates strictly increase",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SOURCE = "https://datatweets.com/datasets/sp500_monthly.csv"
 KERAS_MODELS: tuple[str, ...] = ("simple_rnn", "gru", "lstm", "conv1d_lstm")
@@ -21,7 +21,7 @@ class Settings(BaseSettings):
 
     source: str = DEFAULT_SOURCE
     warehouse: Path = Path("warehouse/sp500.duckdb")
-    models: tuple[str, ...] = ALL_MODELS
+    models: Annotated[tuple[str, ...], NoDecode] = ALL_MODELS  # env: comma-separated
     epochs: int = Field(default=60, ge=1, le=10_000)
     batch_size: int = Field(default=32, ge=1, le=4096)
     window: int = Field(default=12, ge=2, le=240)
@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     max_bytes: int = Field(default=10_000_000, ge=1)
     download_attempts: int = Field(default=4, ge=1, le=20)
     backoff_seconds: float = Field(default=1.0, ge=0)
+    wait_seconds: float = Field(default=0.0, ge=0)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -68,6 +69,11 @@ class Settings(BaseSettings):
             "date_column": self.date_column,
             "value_column": self.value_column,
         }
+
+    @property
+    def reports_dir(self) -> Path:
+        """Directory for report PNGs, beside the warehouse file."""
+        return self.warehouse.parent / "reports"
 
     @property
     def models_dir(self) -> Path:

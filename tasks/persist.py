@@ -24,6 +24,16 @@ def migrate_warehouse(path: Path) -> int:
     return version
 
 
+@task(name="recover_crashed_runs", cache_policy=NO_CACHE)
+def recover_crashed_runs(path: Path, models_dir: Path, run_id: str) -> list[str]:
+    """Mark runs a dead process left ``running`` as failed and drop their saved models."""
+    crashed = store.recover_crashed_runs(path, run_id)
+    for old in crashed:
+        shutil.rmtree(models_dir / old, ignore_errors=True)
+        get_run_logger().warning("run %s had crashed; marked failed", old)
+    return crashed
+
+
 @task(name="record_run_start", cache_policy=NO_CACHE)
 def record_run_start(
     path: Path, run_id: str, flow_run_id: str | None, params: dict[str, object]
@@ -98,6 +108,7 @@ def build_output(
 @task(name="write_run", cache_policy=NO_CACHE)
 def write_run(path: Path, output: store.RunOutput) -> None:
     """Write the whole run to DuckDB in one transaction."""
+    get_run_logger().info("writing run %s to %s", output.run_id, path)
     store.write_run(path, output)
     get_run_logger().info(
         "wrote run %s: %d models, %d predictions, %d forecasts",

@@ -68,6 +68,17 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def load_network(path: Path, expected_sha256: str | None = None) -> keras.Model:
+    """Load a saved ``.keras`` network in Keras safe mode (no arbitrary code or pickles).
+
+    Raises:
+        ValueError: the file's sha256 differs from the one the warehouse recorded.
+    """
+    if expected_sha256 is not None and sha256_file(path) != expected_sha256:
+        raise ValueError(f"{path} does not match its recorded sha256")
+    return keras.saving.load_model(path, compile=False, safe_mode=True)
+
+
 def fit_model(
     name: str,
     train: Windows,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import pandas as pd
 import pandera.pandas as pa
@@ -56,10 +57,22 @@ def parse_prices(
     """
     try:
         text = content.decode("utf-8-sig")
-        raw = pd.read_csv(
-            io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True
-        )
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        with warnings.catch_warnings():
+            # a row longer than the header would silently become the index or lose cells
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            raw = pd.read_csv(
+                io.StringIO(text),
+                dtype=str,
+                keep_default_na=False,
+                skipinitialspace=True,
+                index_col=False,
+            )
+    except (
+        UnicodeDecodeError,
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        pd.errors.ParserWarning,
+    ) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise _reject(
             [
@@ -88,11 +101,12 @@ def parse_prices(
         )
     raw_date = raw[date_column].astype(str).str.strip()
     raw_close = raw[value_column].astype(str).str.strip()
+    dates = pd.to_datetime(raw_date, format="ISO8601", errors="coerce")
+    # years such as 0000 parse, but do not fit datetime64[ns]: treat them as unparsable
+    dates = dates.where((dates >= pd.Timestamp.min) & (dates <= pd.Timestamp.max))
     frame = pd.DataFrame(
         {
-            "date": pd.to_datetime(raw_date, format="ISO8601", errors="coerce").astype(
-                "datetime64[ns]"
-            ),
+            "date": dates.astype("datetime64[ns]"),
             "close": pd.to_numeric(raw_close, errors="coerce").astype("float64"),
         }
     )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -33,12 +36,19 @@ def to_csv_bytes(frame: pd.DataFrame) -> bytes:
 
 @dataclass
 class Route:
-    """What the test server answers on one path: a status, headers, a body, optional delay."""
+    """What the test server answers on one path: a status, headers, a body, and a fault.
+
+    ``fault`` is one of: ``""`` (a plain answer), ``"reset"`` (half the body, then the
+    connection drops), ``"stall"`` (headers, then ``delay`` seconds of silence), ``"drip"``
+    (one byte every ``delay`` seconds), ``"long_length"`` / ``"short_length"`` (a
+    Content-Length 100 bytes too long / half the body), ``"redirect_loop"`` (302 to itself).
+    """
 
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "text/csv"})
     delay: float = 0.0
+    fault: str = ""
 
 
 @dataclass
@@ -71,19 +81,48 @@ def http_server() -> Iterator[LocalServer]:
             index = min(hits[self.path], len(responses) - 1)
             hits[self.path] += 1
             route = responses[index]
-            if route.delay:
+            if route.fault == "redirect_loop":
+                self.send_response(302)
+                self.send_header("Location", self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if route.delay and not route.fault:
                 time.sleep(route.delay)
             self.send_response(route.status)
             for key, value in route.headers.items():
                 self.send_header(key, value)
-            self.send_header("Content-Length", str(len(route.body)))
+            length = {"long_length": len(route.body) + 100, "short_length": len(route.body) // 2}
+            self.send_header("Content-Length", str(length.get(route.fault, len(route.body))))
             self.end_headers()
-            self.wfile.write(route.body)
+            self.wfile.flush()
+            if route.fault == "reset":
+                self.wfile.write(route.body[: len(route.body) // 2])
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+            elif route.fault == "stall":
+                time.sleep(route.delay)
+            elif route.fault == "drip":
+                for i in range(len(route.body)):
+                    self.wfile.write(route.body[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(route.delay)
+            else:
+                self.wfile.write(route.body)
+            if route.fault in ("long_length", "short_length"):
+                self.close_connection = True
 
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        def handle_error(self, request: object, client_address: object) -> None:
+            # a client that gives up (timeout, SIGKILL) mid-answer is what some tests do
+            if not isinstance(sys.exc_info()[1], ConnectionError):
+                super().handle_error(request, client_address)
+
+    server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -118,3 +157,63 @@ def read_only_dir(tmp_path):
         yield directory
     finally:
         subprocess.run(["chattr", "-i", str(directory)], check=True)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop_process_group(process: subprocess.Popen, sig: int, timeout: float = 20) -> None:
+    """Signal a process started with ``start_new_session``; SIGKILL it if it lingers."""
+    os.killpg(process.pid, sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real ``prefect server start`` on 127.0.0.1; yields the env that points at it."""
+    import httpx
+
+    home = tmp_path_factory.mktemp("prefect-server-home")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SP500_"))}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_API_HOST="127.0.0.1",
+        PREFECT_SERVER_API_PORT=str(port),
+    )
+    prefect = Path(sys.executable).with_name("prefect")
+    log = (home / "server.log").open("w")
+    server = subprocess.Popen(
+        [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"prefect server exited: {(home / 'server.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("prefect server did not start within 180 s")
+            time.sleep(0.5)
+        yield {**env, "PREFECT_API_URL": api}
+    finally:
+        stop_process_group(server, signal.SIGTERM)
+        log.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,23 +41,39 @@ def check_writable(path: Path) -> None:
         raise WarehouseError(f"warehouse file is read-only: {path}")
 
 
+BUSY_SECONDS = 15.0
+
+
 @contextmanager
-def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse; DuckDB's lock and I/O errors become one-line WarehouseErrors."""
+def connect(
+    path: Path, *, read_only: bool = False, busy_seconds: float = BUSY_SECONDS
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse; DuckDB's lock and I/O errors become one-line WarehouseErrors.
+
+    DuckDB lets one process write at a time, and a writer also shuts readers out. Runs and
+    queries keep their connections short, so a lock conflict is retried for up to
+    ``busy_seconds`` before it is reported as busy.
+    """
     path = Path(path)
     if read_only and not path.exists():
         raise WarehouseError(f"no warehouse at {path}; run `sp500 run` first")
     if not read_only:
         check_writable(path)
-    try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.Error as exc:
-        first = str(exc).splitlines()[0]
-        if "lock" in first.lower():
-            raise WarehouseError(
-                f"warehouse busy: {path} is open for writing by another process; retry later"
-            ) from None
-        raise WarehouseError(f"cannot open warehouse {path}: {first}") from None
+    deadline = time.monotonic() + busy_seconds
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.Error as exc:
+            first = str(exc).splitlines()[0]
+            if "lock" not in first.lower():
+                raise WarehouseError(f"cannot open warehouse {path}: {first}") from None
+            if time.monotonic() >= deadline:
+                raise WarehouseError(
+                    f"warehouse busy: {path} is open for writing by another process;"
+                    " retry in a moment"
+                ) from None
+            time.sleep(0.1)
     try:
         yield con
     finally:
@@ -113,6 +130,20 @@ def start_run(path: Path, run_id: str, flow_run_id: str | None, params: dict[str
         )
 
 
+def recover_crashed_runs(path: Path, by_run_id: str) -> list[str]:
+    """Mark runs left ``running`` by a dead process as ``failed``; return their ids.
+
+    Call only while holding the run lock: then no other live process owns such a row.
+    """
+    with connect(path) as con:
+        rows = con.execute(
+            "UPDATE runs SET status = 'failed', finished_at = ?, error = ?"
+            " WHERE status = 'running' RETURNING run_id",
+            [utc_now(), f"crashed: the process ended before finishing (seen by {by_run_id})"],
+        ).fetchall()
+    return sorted(row[0] for row in rows)
+
+
 def discard_run(path: Path, run_id: str) -> None:
     """Delete a run row that turned out to have nothing to do (unchanged data)."""
     with connect(path) as con, transaction(con):
@@ -124,7 +155,8 @@ def fail_run(path: Path, run_id: str, error: str, failures: pd.DataFrame | None 
     """Mark a run ``failed`` with its error and keep its validation failures, in one transaction."""
     with connect(path) as con, transaction(con):
         con.execute(
-            "UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE run_id = ?",
+            "UPDATE runs SET status = 'failed', finished_at = ?, error = ?"
+            " WHERE run_id = ? AND status = 'running'",
             [utc_now(), error, run_id],
         )
         if failures is not None and len(failures):
@@ -263,9 +295,11 @@ def write_run(path: Path, output: RunOutput) -> None:
             raise WarehouseError(f"run {output.run_id} is not running any more; nothing written")
 
 
-def query(path: Path, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
+def query(
+    path: Path, sql: str, busy_seconds: float = 5.0
+) -> tuple[list[str], list[tuple[object, ...]]]:
     """Run one SQL statement on a read-only connection; return column names and rows."""
-    with connect(path, read_only=True) as con:
+    with connect(path, read_only=True, busy_seconds=busy_seconds) as con:
         try:
             cursor = con.execute(sql)
         except duckdb.Error as exc:
@@ -273,3 +307,70 @@ def query(path: Path, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
         if cursor.description is None:
             return [], []
         return [d[0] for d in cursor.description], cursor.fetchall()
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """A completed run's leaderboard, predictions, forecasts and prices, plus the scorecard."""
+
+    run_id: str
+    leaderboard: list[dict[str, object]]
+    prices: pd.DataFrame  # month, close of the run's snapshot
+    predictions: pd.DataFrame  # model, month, actual, predicted
+    forecasts: pd.DataFrame  # model, target_month, horizon, point, bounds
+    scorecard: pd.DataFrame  # model, n, mean_abs_pct_error, coverage_80, coverage_95
+
+
+def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
+    """Read what ``sp500 report`` shows for ``run_id`` (default: latest completed run)."""
+    with connect(path, read_only=True, busy_seconds=5.0) as con:
+        if run_id is None:
+            found = con.execute(
+                "SELECT run_id FROM runs WHERE status = 'completed'"
+                " ORDER BY finished_at DESC, run_id DESC LIMIT 1"
+            ).fetchall()
+            if not found:
+                raise WarehouseError(f"no completed run in {path} yet; run `sp500 run` first")
+            run_id = found[0][0]
+        elif not con.execute(
+            "SELECT 1 FROM runs WHERE run_id = ? AND status = 'completed'", [run_id]
+        ).fetchall():
+            raise WarehouseError(f"no completed run {run_id!r} in {path}")
+        board = con.execute(
+            "SELECT rank() OVER (ORDER BY rmse) AS rank, model, rmse, mae, mape, mase, theil_u2,"
+            " directional_accuracy, n FROM metrics WHERE run_id = ? AND split = 'test'"
+            " ORDER BY rank, model",
+            [run_id],
+        ).df()
+        prices = con.execute(
+            "SELECT p.month, p.close FROM prices p JOIN runs r USING (snapshot_id)"
+            " WHERE r.run_id = ? ORDER BY p.month",
+            [run_id],
+        ).df()
+        predictions = con.execute(
+            "SELECT model, month, actual, predicted FROM predictions WHERE run_id = ?"
+            " ORDER BY model, month",
+            [run_id],
+        ).df()
+        forecasts = con.execute(
+            "SELECT f.model, f.target_month, f.horizon, f.point, f.lower_80, f.upper_80,"
+            " f.lower_95, f.upper_95 FROM forecasts f"
+            " JOIN metrics m ON m.run_id = f.run_id AND m.model = f.model AND m.split = 'test'"
+            " WHERE f.run_id = ? ORDER BY m.rmse",
+            [run_id],
+        ).df()
+        scorecard = con.execute(
+            "SELECT model, count(*) AS n, avg(abs_pct_error) AS mean_abs_pct_error,"
+            " avg(inside_80::INTEGER) AS coverage_80, avg(inside_95::INTEGER) AS coverage_95"
+            " FROM forecast_scorecard GROUP BY model ORDER BY mean_abs_pct_error"
+        ).df()
+    for frame, column in ((prices, "month"), (predictions, "month"), (forecasts, "target_month")):
+        frame[column] = pd.to_datetime(frame[column])
+    return RunReport(
+        run_id=run_id,
+        leaderboard=board.to_dict("records"),
+        prices=prices,
+        predictions=predictions,
+        forecasts=forecasts,
+        scorecard=scorecard,
+    )

@@ -158,3 +158,37 @@ def test_failed_run_leaves_only_its_run_row_and_keeps_previous_results(
     assert status == "failed" and message in error
     assert rows(warehouse, "SELECT * FROM latest_forecasts") == forecasts_before
     assert not any((tmp_path / "models").glob("*/*.keras"))
+
+
+def test_scorecard_scores_last_months_forecasts_after_a_new_month(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    series = synthetic_prices(151, seed=8)
+    warehouse = tmp_path / "w.duckdb"
+    first = http_server.serve("/m1.csv", Route(body=to_csv_bytes(series.head(150))))
+    assert monthly_retrain(
+        settings(first, warehouse, models="naive,drift"), return_state=True
+    ).is_completed()
+    assert rows(warehouse, "SELECT count(*) FROM forecast_scorecard") == [(0,)]
+    (first_run,) = rows(warehouse, "SELECT run_id FROM runs")[0]
+    forecasts = dict(rows(warehouse, "SELECT model, point FROM forecasts"))
+
+    second = http_server.serve("/m2.csv", Route(body=to_csv_bytes(series)))
+    assert monthly_retrain(
+        settings(second, warehouse, models="naive,drift"), return_state=True
+    ).is_completed()
+    scored = rows(
+        warehouse,
+        "SELECT run_id, model, target_month::VARCHAR, actual, error,"
+        " inside_80, inside_95 FROM forecast_scorecard ORDER BY model",
+    )
+    actual = float(series["close"].iloc[-1])
+    assert [(r[0], r[1], r[2]) for r in scored] == [
+        (first_run, "drift", series["date"].iloc[-1]),
+        (first_run, "naive", series["date"].iloc[-1]),
+    ]
+    for _, model, _, got, error, _, _ in scored:
+        assert got == pytest.approx(actual)
+        assert error == pytest.approx(actual - forecasts[model])
+    history = rows(warehouse, "SELECT model, count(*) FROM model_history GROUP BY 1 ORDER BY 1")
+    assert history == [("drift", 2), ("naive", 2)]

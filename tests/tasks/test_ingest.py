@@ -3,6 +3,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import socket
+import time
 
 import pytest
 
@@ -133,3 +134,40 @@ def test_bad_sources(source: str, pattern: str) -> None:
 def test_directory_is_not_a_file(tmp_path) -> None:
     with pytest.raises(SourceError, match="directory"):
         fast(str(tmp_path))
+
+
+BODY = b"date,close\n" + b"".join(b"2000-%02d-01,%d.5\n" % (m, 100 + m) for m in range(1, 13))
+
+
+@pytest.mark.parametrize(
+    ("route", "pattern", "hits"),
+    [
+        (Route(body=BODY, fault="reset"), "RemoteProtocolError", 2),
+        (Route(body=BODY, fault="long_length"), "RemoteProtocolError", 2),
+        (Route(body=BODY, fault="stall", delay=1.5), "timed out", 2),
+        (Route(body=BODY, fault="drip", delay=0.05), "longer than 0.5 s", 2),
+        (Route(body=BODY, fault="redirect_loop"), "too many redirects", 6),  # 1 + 5 hops
+    ],
+    ids=[
+        "reset-mid-body",
+        "content-length-too-long",
+        "stall-after-headers",
+        "slow-drip",
+        "redirect-loop",
+    ],
+)
+def test_network_faults_fail_in_bounded_time(
+    http_server: LocalServer, route: Route, pattern: str, hits: int
+) -> None:
+    url = http_server.serve("/fault.csv", route)
+    started = time.monotonic()
+    with pytest.raises(SourceError, match=pattern):
+        fetch_source(url, timeout=0.5, attempts=2, backoff=0.0, sleep=lambda _: None)
+    assert time.monotonic() - started < 5.0
+    assert http_server.hits["/fault.csv"] == hits
+
+
+def test_short_content_length_reads_only_the_declared_bytes(http_server: LocalServer) -> None:
+    url = http_server.serve("/short.csv", Route(body=BODY, fault="short_length"))
+    download, _ = fast(url)
+    assert download.content == BODY[: len(BODY) // 2]

@@ -74,3 +74,33 @@ def test_unknown_model_is_rejected() -> None:
     train, _ = split_chronologically(make_windows(close, months, 12), 0.2)
     with pytest.raises(ValueError, match="unknown model"):
         fit_model("prophet", train, fit_scaler("window", train), epochs=1, batch_size=8, seed=0)
+
+
+def test_saved_model_reloads_in_safe_mode_with_same_predictions(tmp_path) -> None:
+    from tasks.train import load_network
+
+    close = 100 * np.exp(np.cumsum(np.random.default_rng(2).normal(0.005, 0.04, 60)))
+    months = pd.date_range("2000-01-01", periods=60, freq="MS")
+    train, test = split_chronologically(make_windows(close, months, 12), 0.2)
+    scaler = fit_scaler("window", train)
+    model = fit_model("gru", train, scaler, epochs=1, batch_size=16, seed=1, artifact_dir=tmp_path)
+    assert model.artifact_path == tmp_path / "gru.keras"
+    network = load_network(model.artifact_path, model.artifact_sha256)
+    inputs = scaler.transform_X(test.X)
+    np.testing.assert_allclose(np.asarray(network(inputs)), np.asarray(model.network(inputs)))
+    model.artifact_path.write_bytes(model.artifact_path.read_bytes() + b"tampered")
+    with pytest.raises(ValueError, match="sha256"):
+        load_network(model.artifact_path, model.artifact_sha256)
+
+
+def test_a_lambda_layer_is_refused_in_safe_mode(tmp_path) -> None:
+    import keras
+
+    from tasks.train import load_network
+
+    inputs = keras.Input((3,))
+    outputs = keras.layers.Lambda(lambda x: x * 2)(inputs)
+    path = tmp_path / "lambda.keras"
+    keras.Model(inputs, outputs).save(path)
+    with pytest.raises(ValueError, match=r"(?i)safe"):
+        load_network(path)

@@ -60,6 +60,7 @@ def _drop_month(frame: pd.DataFrame) -> pd.DataFrame:
     ("change", "check"),
     [
         (_set(3, "date", "not-a-date"), "date_parses"),
+        (_set(3, "date", "0000-01-01"), "date_parses"),  # parses, but no datetime64[ns]
         (_set(3, "date", "1990-04-15"), "first_of_month"),
         (_duplicate, "unique_month"),
         (_drop_month, "no_missing_month"),
@@ -72,6 +73,7 @@ def _drop_month(frame: pd.DataFrame) -> pd.DataFrame:
     ],
     ids=[
         "unparsable-date",
+        "year-zero",
         "mid-month",
         "duplicate-month",
         "missing-month",
@@ -125,8 +127,10 @@ def test_too_few_rows() -> None:
         (b"Date,Price\n2000-01-01,1\n", "columns_present"),
         (b"\xff\xfe\x00garbage\x81", "csv_parses"),
         (b"", "csv_parses"),
+        (b"date,close\n,0.0,\n", "csv_parses"),
+        (b"date,close\n2000-01-01,1,2\n", "csv_parses"),
     ],
-    ids=["wrong-columns", "binary", "empty"],
+    ids=["wrong-columns", "binary", "empty", "row-longer-than-header", "extra-cells"],
 )
 def test_unreadable_tables(body: bytes, check: str) -> None:
     with pytest.raises(ValidationFailed) as info:

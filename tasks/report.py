@@ -1,0 +1,212 @@
+"""What people look at: the champion, artifact texts, and the forecast report PNG."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib as mpl
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from warehouse.store import RunOutput
+
+mpl.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+
+REPORT_YEARS = 15
+LEADERBOARD_KEY = "sp500-leaderboard"
+FORECAST_KEY = "sp500-forecast"
+VALIDATION_KEY = "sp500-validation"
+
+
+def choose_champion(leaderboard: Sequence[dict[str, object]]) -> tuple[str, str]:
+    """Pick the lowest-RMSE model among those with theil_u2 < 1; else ``naive``.
+
+    Returns:
+        The champion's name and one sentence saying why.
+    """
+    better = [r for r in leaderboard if float(r["theil_u2"]) < 1.0 and r["model"] != "naive"]
+    if not better:
+        return "naive", (
+            "No model beat the naive last-value forecast on the test split "
+            "(every theil_u2 ≥ 1), so naive is champion."
+        )
+    best = min(better, key=lambda r: float(r["rmse"]))
+    return str(best["model"]), (
+        f"{best['model']} has the lowest test RMSE ({float(best['rmse']):.1f}) among models "
+        f"that beat naive (theil_u2 {float(best['theil_u2']):.3f} < 1)."
+    )
+
+
+def leaderboard_table(leaderboard: Sequence[dict[str, object]]) -> list[dict[str, object]]:
+    """Rows of the ``sp500-leaderboard`` table artifact: model, rmse, mae, mase, theil_u2, rank."""
+    return [
+        {
+            "model": r["model"],
+            "rmse": round(float(r["rmse"]), 2),
+            "mae": round(float(r["mae"]), 2),
+            "mase": round(float(r["mase"]), 3),
+            "theil_u2": round(float(r["theil_u2"]), 4),
+            "rank": int(r["rank"]),
+        }
+        for r in leaderboard
+    ]
+
+
+def forecast_markdown(
+    forecasts: pd.DataFrame, champion: str, reason: str, report: Path | None
+) -> str:
+    """Markdown of next month's forecasts per model with intervals and the champion."""
+    target = pd.Timestamp(forecasts["target_month"].iloc[0]).strftime("%Y-%m")
+    row = forecasts.set_index("model").loc[champion]
+    lines = [
+        f"# S&P 500 forecast for {target}",
+        "",
+        f"**Champion: `{champion}`: {row['point']:,.1f}** "
+        f"(80 % {row['lower_80']:,.1f} … {row['upper_80']:,.1f}; "
+        f"95 % {row['lower_95']:,.1f} … {row['upper_95']:,.1f})",
+        "",
+        reason,
+        "",
+        "| model | point | 80 % interval | 95 % interval |",
+        "|---|---:|---:|---:|",
+    ]
+    for f in forecasts.itertuples(index=False):
+        lines.append(
+            f"| {f.model} | {f.point:,.1f} | {f.lower_80:,.1f} … {f.upper_80:,.1f} "
+            f"| {f.lower_95:,.1f} … {f.upper_95:,.1f} |"
+        )
+    if report is not None:
+        lines += ["", f"Report: [{report.name}]({report.resolve().as_uri()})"]
+    return "\n".join(lines)
+
+
+def validation_markdown(failures: pd.DataFrame, message: str) -> str:
+    """Markdown of a validation failure: each failing check with up to five examples."""
+    lines = [
+        "# Validation failed",
+        "",
+        message,
+        "",
+        "| check | column | value | row |",
+        "|---|---|---|---:|",
+    ]
+    for _, group in failures.groupby("check_name", sort=False):
+        for f in group.head(5).itertuples(index=False):
+            row = "" if pd.isna(f.row_index) else int(f.row_index)
+            value = str(f.failure_case).replace("|", "\\|")
+            lines.append(f"| {f.check_name} | {f.column_name or ''} | {value} | {row} |")
+    return "\n".join(lines)
+
+
+def render_report(
+    prices: pd.DataFrame,
+    predictions: pd.DataFrame,
+    forecasts: pd.DataFrame,
+    champion: str,
+    path: Path,
+    title: str = "",
+) -> Path:
+    """Draw the last 15 years of closes, each model's test predictions, and next month's forecast.
+
+    ``prices`` has month/close, ``predictions`` model/month/predicted, ``forecasts``
+    model/target_month/point and the 80/95 % bounds. The champion's bands are shaded.
+    """
+    start = pd.Timestamp(prices["month"].max()) - pd.DateOffset(years=REPORT_YEARS)
+    recent = prices[prices["month"] >= start]
+    fig, ax = plt.subplots(figsize=(12, 6.5), dpi=110)
+    ax.plot(recent["month"], recent["close"], color="black", lw=1.8, label="actual", zorder=5)
+    for model, group in predictions.groupby("model", sort=False):
+        shown = group[group["month"] >= start]
+        width = 1.6 if model == champion else 0.9
+        ax.plot(shown["month"], shown["predicted"], lw=width, alpha=0.8, label=f"{model} (test)")
+    best = forecasts.set_index("model").loc[champion]
+    target = pd.Timestamp(best["target_month"])
+    ax.errorbar(
+        [target],
+        [best["point"]],
+        yerr=[[best["point"] - best["lower_95"]], [best["upper_95"] - best["point"]]],
+        fmt="none",
+        ecolor="tab:blue",
+        elinewidth=6,
+        alpha=0.25,
+        label="95 % interval",
+    )
+    ax.errorbar(
+        [target],
+        [best["point"]],
+        yerr=[[best["point"] - best["lower_80"]], [best["upper_80"] - best["point"]]],
+        fmt="none",
+        ecolor="tab:blue",
+        elinewidth=6,
+        alpha=0.5,
+        label="80 % interval",
+    )
+    ax.scatter(
+        forecasts["target_month"],
+        forecasts["point"],
+        marker="_",
+        s=200,
+        color="gray",
+        zorder=6,
+        label="other models' forecasts",
+    )
+    ax.scatter(
+        [target],
+        [best["point"]],
+        marker="D",
+        color="tab:red",
+        zorder=7,
+        label=f"{champion} forecast {target:%Y-%m}: {best['point']:,.0f}",
+    )
+    ax.set_title(
+        title or f"S&P 500 monthly average close: test predictions and {target:%Y-%m} forecast"
+    )
+    ax.set_ylabel("index points")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8, ncols=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+@task(name="publish_results", cache_policy=NO_CACHE)
+def publish_results(
+    output: RunOutput, leaderboard: list[dict[str, object]], reports_dir: Path
+) -> Path:
+    """Write the report PNG and the ``sp500-leaderboard`` and ``sp500-forecast`` artifacts."""
+    champion, reason = choose_champion(leaderboard)
+    report = render_report(
+        output.prices,
+        output.predictions,
+        output.forecasts,
+        champion,
+        reports_dir / f"{output.run_id}.png",
+    )
+    create_table_artifact(
+        key=LEADERBOARD_KEY,
+        table=leaderboard_table(leaderboard),
+        description=f"Test-split leaderboard of run {output.run_id}",
+    )
+    create_markdown_artifact(
+        key=FORECAST_KEY,
+        markdown=forecast_markdown(output.forecasts, champion, reason, report),
+        description=f"Next-month forecasts of run {output.run_id}",
+    )
+    get_run_logger().info("champion %s; report %s", champion, report)
+    return report
+
+
+@task(name="publish_validation_failure", cache_policy=NO_CACHE)
+def publish_validation_failure(failures: pd.DataFrame, message: str) -> None:
+    """Publish the ``sp500-validation`` artifact: the failing checks with examples."""
+    create_markdown_artifact(
+        key=VALIDATION_KEY,
+        markdown=validation_markdown(failures, message),
+        description="Why the downloaded series was rejected",
+    )

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from tasks.config import ALL_MODELS, Settings
+
+pytestmark = pytest.mark.unit
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("SP500_SOURCE", "SP500_WAREHOUSE", "SP500_MODELS", "SP500_EPOCHS"):
+        monkeypatch.delenv(key, raising=False)
+    settings = Settings()
+    assert settings.source == "https://datatweets.com/datasets/sp500_monthly.csv"
+    assert settings.warehouse == Path("warehouse/sp500.duckdb")
+    assert settings.models == ALL_MODELS
+    assert (settings.epochs, settings.window, settings.test_fraction) == (60, 12, 0.2)
+    assert settings.models_dir == Path("warehouse/models")
+
+
+def test_env_then_cli_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SP500_MODELS", "naive, lstm")
+    monkeypatch.setenv("SP500_EPOCHS", "5")
+    assert Settings().models == ("naive", "lstm")
+    assert Settings(epochs=7).epochs == 7
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"models": "naive,prophet"},
+        {"models": "naive,naive"},
+        {"models": ""},
+        {"epochs": 0},
+        {"test_fraction": 1.0},
+        {"scaling": "zscore"},
+        {"window": 1},
+    ],
+)
+def test_bad_settings_are_rejected(overrides: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        Settings(**overrides)
+
+
+def test_run_params_leave_out_where_and_how_to_fetch() -> None:
+    params = Settings(source="a.csv", force=True).run_params()
+    assert "source" not in params and "force" not in params
+    assert params["models"] == list(ALL_MODELS)

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.report import (
+    choose_champion,
+    forecast_markdown,
+    leaderboard_table,
+    render_report,
+    validation_markdown,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def board(*rows: tuple[str, float, float]) -> list[dict[str, object]]:
+    ordered = sorted(rows, key=lambda r: r[1])
+    return [
+        {"rank": i, "model": m, "rmse": rmse, "mae": rmse * 0.7, "mase": 1.0, "theil_u2": u2}
+        for i, (m, rmse, u2) in enumerate(ordered, 1)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rows", "champion"),
+    [
+        ((("naive", 127.0, 1.0), ("lstm", 120.0, 0.94), ("gru", 119.0, 0.93)), "gru"),
+        ((("naive", 127.0, 1.0), ("lstm", 130.0, 1.02)), "naive"),
+        ((("naive", 127.0, 1.0),), "naive"),
+    ],
+    ids=["best-beats-naive", "none-beats-naive", "only-naive"],
+)
+def test_champion(rows, champion: str) -> None:
+    name, reason = choose_champion(board(*rows))
+    assert name == champion
+    if champion == "naive":
+        assert "No model beat the naive" in reason
+
+
+def test_leaderboard_table_columns() -> None:
+    table = leaderboard_table(board(("naive", 127.0, 1.0), ("lstm", 120.0, 0.94)))
+    assert list(table[0]) == ["model", "rmse", "mae", "mase", "theil_u2", "rank"]
+    assert [r["model"] for r in table] == ["lstm", "naive"]
+
+
+def frames():
+    months = pd.date_range("2000-01-01", periods=240, freq="MS")
+    close = 100 * np.exp(np.cumsum(np.full(240, 0.01)))
+    prices = pd.DataFrame({"month": months, "close": close})
+    predictions = pd.concat(
+        [
+            pd.DataFrame({"model": m, "month": months[-40:], "predicted": close[-40:] * k})
+            for m, k in (("naive", 0.99), ("lstm", 1.01))
+        ]
+    )
+    target = months[-1] + pd.offsets.MonthBegin(1)
+    forecasts = pd.DataFrame(
+        [
+            {
+                "model": m,
+                "target_month": target,
+                "point": p,
+                "lower_80": p * 0.95,
+                "upper_80": p * 1.05,
+                "lower_95": p * 0.9,
+                "upper_95": p * 1.1,
+            }
+            for m, p in (("lstm", 1200.0), ("naive", 1100.0))
+        ]
+    )
+    return prices, predictions, forecasts
+
+
+def test_forecast_markdown_names_champion_and_every_model(tmp_path) -> None:
+    _, _, forecasts = frames()
+    text = forecast_markdown(forecasts, "lstm", "because", tmp_path / "r.png")
+    assert "Champion: `lstm`: 1,200.0" in text
+    assert "| naive | 1,100.0 | 1,045.0 … 1,155.0 | 990.0 … 1,210.0 |" in text
+    assert (tmp_path / "r.png").as_uri() in text
+
+
+def test_validation_markdown_lists_failures() -> None:
+    failures = pd.DataFrame(
+        {
+            "check_name": ["close_positive"],
+            "column_name": ["close"],
+            "failure_case": ["-1|x"],
+            "row_index": pd.array([3], "Int64"),
+        }
+    )
+    text = validation_markdown(failures, "validation failed")
+    assert "| close_positive | close | -1\\|x | 3 |" in text
+
+
+def test_render_report_writes_a_png(tmp_path) -> None:
+    prices, predictions, forecasts = frames()
+    path = render_report(prices, predictions, forecasts, "lstm", tmp_path / "out" / "r.png")
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(data) > 20_000
