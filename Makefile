@@ -14,7 +14,7 @@ export SP500_SOURCE := $(abspath $(LOCAL_CSV))
 endif
 endif
 
-.PHONY: install run test lint unit clean
+.PHONY: install run test lint bench clean
 
 install: $(STAMP)
 
@@ -34,6 +34,11 @@ lint: install
 test: lint
 	bash tests/setup_browser.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' 2>> $(VENV)/pip.log || (cat $(VENV)/pip.log; exit 1)
+	$(BIN)/python benchmarks/accuracy.py
+	$(BIN)/python benchmarks/speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

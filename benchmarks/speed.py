@@ -1,0 +1,165 @@
+"""Speed and memory benchmark: bare Keras script vs ``sp500 run --force`` end to end.
+
+Each is run ``--repeat`` times (alternating) on the real data; min and median wall time,
+peak RSS of the largest process, and the pipeline's time by phase read from its log.
+Writes ``benchmarks/results/speed.json`` and ``speed.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "sp500_monthly.csv"
+RESULTS = ROOT / "benchmarks" / "results"
+BIN = Path(sys.executable).parent
+STAMP = re.compile(r"^(\d\d):(\d\d):(\d\d\.\d+) \| \w+\s*\| (.*)$")
+MEASURE = (
+    "import resource, subprocess, sys, time; lt = time.localtime();"
+    " sod = lt.tm_hour * 3600 + lt.tm_min * 60 + lt.tm_sec + time.time() % 1;"
+    " t = time.perf_counter();"
+    " r = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
+    " sys.stdout.write(r.stdout + r.stderr);"
+    " print('@@', r.returncode, time.perf_counter() - t,"
+    " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, sod)"
+)
+
+
+def measure(command: list[str], env: dict[str, str]) -> tuple[str, float, float, float]:
+    """Run a command; return its output, wall seconds, peak RSS MB, start (second of day)."""
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    *lines, tail = out.rstrip().splitlines()
+    _, code, seconds, rss_kb, started = tail.split()
+    if code != "0":
+        raise SystemExit(f"error: {command[0]} failed:\n" + "\n".join(lines[-20:]))
+    return "\n".join(lines), float(seconds), int(rss_kb) / 1024, float(started)
+
+
+def phases(log: str, wall: float, launched: float) -> dict[str, float]:
+    """Seconds per phase of one ``sp500 run``, from its timestamped log lines."""
+    events = []
+    for line in log.splitlines():
+        if m := STAMP.match(line):
+            events.append((int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3]), m[4]))
+
+    def at(text: str, last: bool = False) -> float:
+        hits = [t for t, msg in events if text in msg]
+        return hits[-1] if last else hits[0]
+
+    start = at("Starting temporary server")
+    flow = at("Beginning flow run")
+    download = at("download_csv", last=True)
+    validate = at("validate_prices", last=True)
+    window = at("fit_scaler", last=True)
+    fits = {
+        msg.split()[2]: float(re.search(r"fitted in ([\d.]+) s", msg)[1])
+        for _, msg in events
+        if "fitted in" in msg
+    }
+    write_start = at("writing run")
+    written = at("write_run", last=True)
+    done = at("Finished in state Completed()", last=True)
+    stop = at("Stopping temporary server")
+    result = {
+        "process start + imports (Python, TensorFlow, Prefect)": start - launched,
+        "Prefect temporary server start-up": flow - start,
+        "flow start → download done": download - flow,
+        "validate": validate - download,
+        "window + split + scale": window - validate,
+    }
+    result |= {f"fit {name}": seconds for name, seconds in fits.items()}
+    result["evaluate + forecast + task overhead"] = (write_start - window) - sum(fits.values())
+    result["write (one DuckDB transaction)"] = written - write_start
+    result["report PNG + artifacts + flow end"] = done - written
+    result["server shutdown + exit"] = wall - (stop - launched) + (stop - done)
+    return result
+
+
+def main() -> None:
+    """Run both commands alternately and write the results files."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    if not args.data.is_file():
+        sys.exit(f"error: real data not found at {args.data}")
+    work = Path(tempfile.mkdtemp(prefix="sp500-speed-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SP500_"))}
+    env |= {
+        "PREFECT_HOME": str(work / "prefect"),
+        "SP500_WAREHOUSE": str(work / "w.duckdb"),
+        "SP500_SOURCE": str(args.data),
+    }
+    # warm-up, not timed: creates Prefect's database and the warehouse
+    measure([str(BIN / "sp500"), "run", "--models", "naive"], env)  # warm-up
+    bare, pipeline = [], []
+    for i in range(args.repeat):
+        out, wall, rss, _ = measure(
+            [sys.executable, str(ROOT / "benchmarks" / "bare_keras.py"), str(args.data)], env
+        )
+        bare.append({"wall": wall, "rss_mb": rss, **json.loads(out.splitlines()[-1])})
+        out, wall, rss, launched = measure(
+            [str(BIN / "sp500"), "run", "--force", "--models", "simple_rnn,gru,lstm,conv1d_lstm"],
+            env,
+        )
+        pipeline.append({"wall": wall, "rss_mb": rss, "phases": phases(out, wall, launched)})
+        print(f"round {i + 1}: bare {bare[-1]['wall']:.1f} s, pipeline {wall:.1f} s", flush=True)
+    walls_b, walls_p = [r["wall"] for r in bare], [r["wall"] for r in pipeline]
+    best = min(range(len(pipeline)), key=lambda i: walls_p[i])
+    summary = {
+        "bare_min": min(walls_b),
+        "bare_median": statistics.median(walls_b),
+        "pipeline_min": min(walls_p),
+        "pipeline_median": statistics.median(walls_p),
+        "ratio_median": statistics.median(walls_p) / statistics.median(walls_b),
+        "bare_rss_mb": max(r["rss_mb"] for r in bare),
+        "pipeline_rss_mb": max(r["rss_mb"] for r in pipeline),
+        "phases_of_fastest_pipeline_run": pipeline[best]["phases"],
+    }
+    meta = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "repeat": args.repeat,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPU only",
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "speed.json").write_text(
+        json.dumps({"meta": meta, "bare": bare, "pipeline": pipeline, "summary": summary}, indent=2)
+    )
+    lines = [
+        f"Speed, {meta['repeat']} alternating rounds ({meta['date']}, {meta['machine']}); "
+        "4 Keras models, 60 epochs, real data.",
+        "",
+        "| command | min s | median s | peak RSS MB (largest process) |",
+        "|---|---:|---:|---:|",
+        f"| (1) bare Keras script | {summary['bare_min']:.1f} | {summary['bare_median']:.1f} "
+        f"| {summary['bare_rss_mb']:.0f} |",
+        f"| (2) `sp500 run --force` | {summary['pipeline_min']:.1f} "
+        f"| {summary['pipeline_median']:.1f} | {summary['pipeline_rss_mb']:.0f} |",
+        f"| ratio (2) / (1), medians | | {summary['ratio_median']:.2f} | |",
+        "",
+        "| phase of (2), fastest run | seconds |",
+        "|---|---:|",
+        *[f"| {k} | {v:.1f} |" for k, v in summary["phases_of_fastest_pipeline_run"].items()],
+    ]
+    (RESULTS / "speed.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
