@@ -125,26 +125,20 @@ def render_report(
         ax.plot(shown["month"], shown["predicted"], lw=width, alpha=0.8, label=f"{model} (test)")
     best = forecasts.set_index("model").loc[champion]
     target = pd.Timestamp(best["target_month"])
-    ax.errorbar(
-        [target],
-        [best["point"]],
-        yerr=[[best["point"] - best["lower_95"]], [best["upper_95"] - best["point"]]],
-        fmt="none",
-        ecolor="tab:blue",
-        elinewidth=6,
-        alpha=0.25,
-        label="95 % interval",
-    )
-    ax.errorbar(
-        [target],
-        [best["point"]],
-        yerr=[[best["point"] - best["lower_80"]], [best["upper_80"] - best["point"]]],
-        fmt="none",
-        ecolor="tab:blue",
-        elinewidth=6,
-        alpha=0.5,
-        label="80 % interval",
-    )
+    for level, alpha in ((95, 0.25), (80, 0.5)):
+        ax.errorbar(
+            [target],
+            [best["point"]],
+            yerr=[
+                [best["point"] - best[f"lower_{level}"]],
+                [best[f"upper_{level}"] - best["point"]],
+            ],
+            fmt="none",
+            ecolor="tab:blue",
+            elinewidth=6,
+            alpha=alpha,
+            label=f"{level} % interval",
+        )
     ax.scatter(
         forecasts["target_month"],
         forecasts["point"],
