@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,6 +34,15 @@ app = typer.Typer(
 def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Turn an expected PipelineError into ``error: <message>`` and exit code 1."""
+    try:
+        yield
+    except PipelineError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _quiet_prefect_ephemeral_server() -> None:
@@ -140,10 +151,8 @@ def run(
     )
     from warehouse.store import check_writable  # noqa: PLC0415 (keep `sp500 query` light)
 
-    try:
+    with _one_line_errors():
         check_writable(settings.warehouse)
-    except PipelineError as exc:
-        raise _fail(str(exc)) from None
     _quiet_prefect_ephemeral_server()
     from prefect import tags  # noqa: PLC0415
 
@@ -189,10 +198,8 @@ def query(
     from warehouse.store import query as run_query  # noqa: PLC0415
 
     settings = _settings({"warehouse": warehouse})
-    try:
+    with _one_line_errors():
         columns, rows = run_query(settings.warehouse, sql)
-    except PipelineError as exc:
-        raise _fail(str(exc)) from None
     if output_format is OutputFormat.json:
         typer.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str))
     elif output_format is OutputFormat.csv:
@@ -237,10 +244,8 @@ def serve(
     )
     from warehouse.store import check_writable  # noqa: PLC0415
 
-    try:
+    with _one_line_errors():
         check_writable(settings.warehouse)
-    except PipelineError as exc:
-        raise _fail(str(exc)) from None
     from prefect.deployments.runner import EntrypointType  # noqa: PLC0415
     from prefect.schedules import Cron  # noqa: PLC0415
 
@@ -276,10 +281,8 @@ def report(
     from warehouse.store import read_run_report  # noqa: PLC0415
 
     settings = _settings({"warehouse": warehouse})
-    try:
+    with _one_line_errors():
         data = read_run_report(settings.warehouse, run_id)
-    except PipelineError as exc:
-        raise _fail(str(exc)) from None
     board = ["rank", "model", "rmse", "mae", "mase", "theil_u2"]
     typer.echo(f"Leaderboard of run {data.run_id}")
     typer.echo(_format_table(board, [tuple(r[c] for c in board) for r in data.leaderboard]))

@@ -12,7 +12,7 @@ from prefect.states import Failed, State
 
 from tasks.config import Settings
 from tasks.errors import PipelineError, ValidationFailed, WarehouseError
-from tasks.evaluate import evaluate_model
+from tasks.evaluate import evaluate_model, rank_evaluations
 from tasks.forecast import forecast_next
 from tasks.ingest import download_csv
 from tasks.persist import (
@@ -105,8 +105,7 @@ def _retrain(settings: Settings, run_id: str) -> RunSummary | State:
             models.append(model)
             evaluations.append(evaluation)
             forecasts.append(forecast_next(model, prices, settings.window, evaluation))
-        ranked = sorted(evaluations, key=lambda e: e.metrics["rmse"])
-        leaderboard = [{"rank": i, "model": e.model, **e.metrics} for i, e in enumerate(ranked, 1)]
+        leaderboard = rank_evaluations(evaluations)
         output = build_output(run_id, download, prices, models, evaluations, forecasts)
         write_run(settings.warehouse, output)
     except PipelineError as exc:

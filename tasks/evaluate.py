@@ -69,6 +69,12 @@ def evaluate(model: TrainedModel, train: Windows, test: Windows) -> Evaluation:
     )
 
 
+def rank_evaluations(evaluations: list[Evaluation]) -> list[dict[str, object]]:
+    """Leaderboard rows (rank, model and metrics), lowest test RMSE first."""
+    ranked = sorted(evaluations, key=lambda e: e.metrics["rmse"])
+    return [{"rank": i, "model": e.model, **e.metrics} for i, e in enumerate(ranked, start=1)]
+
+
 @task(name="evaluate_model", task_run_name="evaluate-{model.name}", cache_policy=NO_CACHE)
 def evaluate_model(model: TrainedModel, train: Windows, test: Windows) -> Evaluation:
     """Score one model on the test split."""

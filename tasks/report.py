@@ -108,7 +108,6 @@ def render_report(
     forecasts: pd.DataFrame,
     champion: str,
     path: Path,
-    title: str = "",
 ) -> Path:
     """Draw the last 15 years of closes, each model's test predictions, and next month's forecast.
 
@@ -156,9 +155,7 @@ def render_report(
         zorder=7,
         label=f"{champion} forecast {target:%Y-%m}: {best['point']:,.0f}",
     )
-    ax.set_title(
-        title or f"S&P 500 monthly average close: test predictions and {target:%Y-%m} forecast"
-    )
+    ax.set_title(f"S&P 500 monthly average close: test predictions and {target:%Y-%m} forecast")
     ax.set_ylabel("index points")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8, ncols=2)

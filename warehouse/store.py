@@ -42,6 +42,10 @@ def check_writable(path: Path) -> None:
 
 
 BUSY_SECONDS = 15.0
+LATEST_COMPLETED_RUN = (
+    "SELECT run_id, snapshot_id, params FROM runs WHERE status = 'completed'"
+    " ORDER BY finished_at DESC, run_id DESC LIMIT 1"
+)
 
 
 @contextmanager
@@ -181,10 +185,7 @@ class CompletedRun:
 def last_completed_run(path: Path) -> CompletedRun | None:
     """The most recently finished completed run, if any."""
     with connect(path) as con:
-        found = con.execute(
-            "SELECT run_id, snapshot_id, params FROM runs WHERE status = 'completed'"
-            " ORDER BY finished_at DESC, run_id DESC LIMIT 1"
-        ).fetchall()
+        found = con.execute(LATEST_COMPLETED_RUN).fetchall()
     if not found:
         return None
     row = found[0]
@@ -325,10 +326,7 @@ def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
     """Read what ``sp500 report`` shows for ``run_id`` (default: latest completed run)."""
     with connect(path, read_only=True, busy_seconds=5.0) as con:
         if run_id is None:
-            found = con.execute(
-                "SELECT run_id FROM runs WHERE status = 'completed'"
-                " ORDER BY finished_at DESC, run_id DESC LIMIT 1"
-            ).fetchall()
+            found = con.execute(LATEST_COMPLETED_RUN).fetchall()
             if not found:
                 raise WarehouseError(f"no completed run in {path} yet; run `sp500 run` first")
             run_id = found[0][0]

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import LocalServer, Route, synthetic_prices, to_csv_bytes
+from tests.conftest import LocalServer, Route, duckdb_writer, synthetic_prices, to_csv_bytes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -225,19 +225,7 @@ def test_two_runs_at_once_one_proceeds_the_other_says_busy(
 def test_query_while_a_writer_holds_the_file_says_busy(tmp_path: Path) -> None:
     warehouse = tmp_path / "w.duckdb"
     duckdb.connect(str(warehouse)).close()
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]);"
-            " print('ready', flush=True); time.sleep(60)",
-            str(warehouse),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
+    with duckdb_writer(warehouse):
         started = time.monotonic()
         result = subprocess.run(
             [str(SP500), "query", "SELECT 1", "--warehouse", str(warehouse)],
@@ -250,6 +238,3 @@ def test_query_while_a_writer_holds_the_file_says_busy(tmp_path: Path) -> None:
         assert "warehouse busy" in result.stderr and "retry" in result.stderr
         assert "Traceback" not in result.stderr
         assert time.monotonic() - started < 30
-    finally:
-        holder.kill()
-        holder.wait()

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 import duckdb
@@ -9,6 +7,7 @@ import pandas as pd
 import pytest
 
 from tasks.errors import WarehouseError
+from tests.conftest import duckdb_writer
 from warehouse import store
 
 pytestmark = pytest.mark.unit
@@ -169,21 +168,5 @@ def test_query_without_warehouse(tmp_path) -> None:
 def test_busy_warehouse_is_reported(tmp_path) -> None:
     path = tmp_path / "w.duckdb"
     store.migrate(path)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True);"
-            " time.sleep(30)",
-            str(path),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
-        with pytest.raises(WarehouseError, match="busy"):
-            store.start_run(path, "r1", None, PARAMS)
-    finally:
-        holder.kill()
-        holder.wait()
+    with duckdb_writer(path), pytest.raises(WarehouseError, match="busy"):
+        store.start_run(path, "r1", None, PARAMS)
