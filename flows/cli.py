@@ -50,10 +50,13 @@ def _quiet_prefect_ephemeral_server() -> None:
 
     Without ``PREFECT_API_URL`` Prefect starts a throw-away local server per run; its own
     log lines are about the server, not the pipeline. Users of a real server keep theirs.
+    Its start-up may take longer than Prefect's 20 s default on a busy machine (a backtest
+    next door keeps both cores full), so it gets 90 s.
     """
     if not os.environ.get("PREFECT_API_URL"):
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
 class _ExpectedErrorFilter(logging.Filter):
@@ -94,6 +97,14 @@ class Scaling(StrEnum):
 
     window = "window"
     minmax = "minmax"
+
+
+class Runner(StrEnum):
+    """Choices for ``sp500 backtest --task-runner``."""
+
+    thread = "thread"
+    process = "process"
+    dask = "dask"
 
 
 class OutputFormat(StrEnum):
@@ -168,6 +179,142 @@ def run(
         columns = ["rank", "model", "rmse", "mae", "mape", "mase", "theil_u2"]
         rows = [tuple(row[c] for c in columns) for row in summary.leaderboard]
         typer.echo(_format_table(columns, rows))
+    typer.echo(summary.message)
+
+
+@contextmanager
+def _api_for_workers(task_runner: str) -> Iterator[None]:
+    """Let task runs in other processes report to this run's temporary Prefect server.
+
+    Without ``PREFECT_API_URL`` every process would start a throw-away server of its own,
+    and the flow run in the UI would never see the task runs of process or Dask workers.
+    Starting the temporary server first and naming it in the settings (which Prefect sends
+    along with each task) keeps all of them on one server. Workers on other hosts need a
+    real server: set ``PREFECT_API_URL`` to an address they can reach.
+    """
+    if task_runner == "thread" or os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer  # noqa: PLC0415
+    from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: PLC0415
+
+    server = SubprocessASGIServer()  # the same instance Prefect's client would start
+    try:
+        server.start()
+    except RuntimeError as exc:
+        raise _fail(f"Prefect's temporary API server did not start: {exc}") from None
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield
+
+
+def check_dask_scheduler(address: str, timeout: float) -> int:
+    """Connect to the Dask scheduler at ``address``; return its worker count.
+
+    Raises:
+        PipelineError: nothing answers at ``address`` within ``timeout`` seconds.
+    """
+    from distributed import Client  # noqa: PLC0415 (dask is heavy to import)
+
+    try:
+        with Client(address, timeout=timeout, set_as_default=False) as client:
+            return len(client.scheduler_info(n_workers=-1)["workers"])
+    except (OSError, TimeoutError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PipelineError(
+            f"no Dask scheduler answered at {address} within {timeout:g} s ({reason})"
+        ) from None
+
+
+@app.command()
+def backtest(
+    origins: Annotated[
+        int | None, typer.Option(help="how many past months to forecast (default 60)")
+    ] = None,
+    refit_every: Annotated[
+        int | None, typer.Option(help="train from scratch every N origins (default 1)")
+    ] = None,
+    warm_start: Annotated[
+        bool | None,
+        typer.Option(
+            "--warm-start/--no-warm-start",
+            help="between refits, continue from the previous origin's weights for"
+            " --warm-epochs (default); otherwise reuse the last fit unchanged",
+            show_default=False,
+        ),
+    ] = None,
+    warm_epochs: Annotated[
+        int | None, typer.Option(help="epochs of a warm-start fit (default 10)")
+    ] = None,
+    models: Annotated[
+        str | None, typer.Option(help="comma-separated model names (default: all six)")
+    ] = None,
+    task_runner: Annotated[
+        Runner | None, typer.Option(help="where the fits run: process (default), thread, dask")
+    ] = None,
+    dask_address: Annotated[
+        str | None,
+        typer.Option(help="scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786"),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="parallel fits for thread/process/local dask (default: cores)"),
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option(help="CSV URL (http, https, file) or path (env SP500_SOURCE)")
+    ] = None,
+    warehouse: WarehouseOption = None,
+    epochs: Annotated[int | None, typer.Option(help="epochs of a from-scratch fit")] = None,
+    window: Annotated[int | None, typer.Option(help="months per input window")] = None,
+    scaling: Annotated[
+        Scaling | None, typer.Option(help="window: log ratios (default); minmax: the lesson's")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed for Keras")] = None,
+) -> None:
+    """Backtest monthly retraining: at each of the last N months, fit on the data before it."""
+    settings = _settings(
+        {
+            "origins": origins,
+            "refit_every": refit_every,
+            "warm_start": warm_start,
+            "warm_epochs": warm_epochs,
+            "models": models,
+            "task_runner": task_runner.value if task_runner else None,
+            "dask_address": dask_address,
+            "workers": workers,
+            "source": source,
+            "warehouse": warehouse,
+            "epochs": epochs,
+            "window": window,
+            "scaling": scaling.value if scaling else None,
+            "seed": seed,
+        }
+    )
+    if settings.dask_address and settings.task_runner != "dask":
+        raise _fail("--dask-address needs --task-runner dask", 2)
+    from warehouse.store import check_writable  # noqa: PLC0415
+
+    with _one_line_errors():
+        check_writable(settings.warehouse)
+        if settings.dask_address:
+            found = check_dask_scheduler(settings.dask_address, settings.timeout_seconds)
+            typer.echo(f"Dask scheduler {settings.dask_address}: {found} workers", err=True)
+    _quiet_prefect_ephemeral_server()
+    from prefect import tags  # noqa: PLC0415
+
+    from flows.monthly_backtest import make_task_runner, monthly_backtest  # noqa: PLC0415
+
+    _install_log_filter()
+    flow = monthly_backtest.with_options(task_runner=make_task_runner(settings))
+    with (
+        _api_for_workers(settings.task_runner),
+        tags("sp500", "backtest", f"runner:{settings.task_runner}"),
+    ):
+        state = flow(settings, return_state=True)
+    if not state.is_completed():
+        raise _fail(state.message or f"flow run ended in state {state.name}")
+    summary = state.result()
+    columns = ["model", "rmse", "mae", "theil_u2", "dm_pvalue", "seconds"]
+    typer.echo(_format_table(columns, [tuple(r[c] for c in columns) for r in summary.table]))
     typer.echo(summary.message)
 
 

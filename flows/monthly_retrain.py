@@ -47,7 +47,8 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-def _rename_flow_run(name: str) -> None:
+def rename_flow_run(name: str) -> None:
+    """Rename the current flow run in the UI (a no-op outside a flow run)."""
     run_id = flow_run.get_id()
     if run_id is None:
         return
@@ -78,7 +79,7 @@ def _retrain(settings: Settings, run_id: str) -> RunSummary | State:
         prices = validate_prices(
             download.content, settings, min_rows_needed(settings.window, settings.test_fraction)
         )
-        _rename_flow_run(f"retrain-{prices['month'].iloc[-1]:%Y-%m}")
+        rename_flow_run(f"retrain-{prices['month'].iloc[-1]:%Y-%m}")
         previous = find_unchanged_run(settings.warehouse, download.sha256, params)
         if previous and not settings.force:
             discard_run(settings.warehouse, run_id, artifact_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -36,6 +37,14 @@ class Settings(BaseSettings):
     download_attempts: int = Field(default=4, ge=1, le=20)
     backoff_seconds: float = Field(default=1.0, ge=0)
     wait_seconds: float = Field(default=0.0, ge=0)
+    # sp500 backtest only
+    origins: int = Field(default=60, ge=1)
+    refit_every: int = Field(default=1, ge=1)
+    warm_start: bool = True
+    warm_epochs: int = Field(default=10, ge=1, le=10_000)
+    task_runner: Literal["thread", "process", "dask"] = "process"
+    dask_address: str | None = None
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -69,6 +78,18 @@ class Settings(BaseSettings):
             "date_column": self.date_column,
             "value_column": self.value_column,
         }
+
+    def backtest_params(self) -> dict[str, object]:
+        """Return the settings that decide a backtest's results, as stored in ``runs.params``."""
+        params = self.run_params()
+        del params["test_fraction"]
+        params.update(
+            origins=self.origins,
+            refit_every=self.refit_every,
+            warm_start=self.warm_start,
+            warm_epochs=self.warm_epochs,
+        )
+        return params
 
     @property
     def reports_dir(self) -> Path:

@@ -117,3 +117,16 @@ def write_run(path: Path, output: store.RunOutput) -> None:
         len(output.predictions),
         len(output.forecasts),
     )
+
+
+@task(name="write_backtest", cache_policy=NO_CACHE)
+def write_backtest(path: Path, output: store.BacktestOutput) -> None:
+    """Write the whole backtest to DuckDB in one transaction."""
+    store.write_backtest(path, output)
+    get_run_logger().info(
+        "wrote backtest %s: %d forecasts, %d models, %d comparisons",
+        output.run_id,
+        len(output.predictions),
+        len(output.metrics),
+        len(output.comparisons),
+    )

@@ -20,6 +20,7 @@ REPORT_YEARS = 15
 LEADERBOARD_KEY = "sp500-leaderboard"
 FORECAST_KEY = "sp500-forecast"
 VALIDATION_KEY = "sp500-validation"
+BACKTEST_KEY = "sp500-backtest"
 
 
 def choose_champion(leaderboard: Sequence[dict[str, object]]) -> tuple[str, str]:
@@ -54,6 +55,31 @@ def leaderboard_table(leaderboard: Sequence[dict[str, object]]) -> list[dict[str
         }
         for r in leaderboard
     ]
+
+
+def backtest_table(
+    metrics: pd.DataFrame, comparisons: pd.DataFrame, predictions: pd.DataFrame
+) -> list[dict[str, object]]:
+    """Rows of the ``sp500-backtest`` table, best RMSE first (rmse, mae, theil_u2, dm_pvalue).
+
+    ``dm_pvalue`` is the Diebold-Mariano p-value against naive (None for naive itself).
+    """
+    pvalues = comparisons.set_index("model")["dm_pvalue"].to_dict() if len(comparisons) else {}
+    seconds = predictions.groupby("model")["train_seconds"].sum().to_dict()
+    rows = []
+    for m in metrics.sort_values("rmse").itertuples(index=False):
+        pvalue = pvalues.get(m.model)
+        rows.append(
+            {
+                "model": m.model,
+                "rmse": round(float(m.rmse), 2),
+                "mae": round(float(m.mae), 2),
+                "theil_u2": round(float(m.theil_u2), 4),
+                "dm_pvalue": None if pvalue is None or pd.isna(pvalue) else round(pvalue, 4),
+                "seconds": round(float(seconds.get(m.model, 0.0)), 1),
+            }
+        )
+    return rows
 
 
 def forecast_markdown(
@@ -200,4 +226,12 @@ def publish_validation_failure(failures: pd.DataFrame, message: str) -> None:
         key=VALIDATION_KEY,
         markdown=validation_markdown(failures, message),
         description="Why the downloaded series was rejected",
+    )
+
+
+@task(name="publish_backtest", cache_policy=NO_CACHE)
+def publish_backtest(rows: list[dict[str, object]], run_id: str, description: str) -> None:
+    """Publish the ``sp500-backtest`` table artifact."""
+    create_table_artifact(
+        key=BACKTEST_KEY, table=rows, description=f"Backtest {run_id}: {description}"
     )

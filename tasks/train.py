@@ -123,6 +123,28 @@ def fit_model(
     return model
 
 
+def continue_fit(
+    model: TrainedModel, train: Windows, scaler: Scaler, *, epochs: int, batch_size: int
+) -> TrainedModel:
+    """Warm start: train a fitted Keras model ``epochs`` more on ``train`` from its weights.
+
+    The network (and its optimizer state) is updated in place and shared with the result.
+    """
+    if model.network is None:
+        raise ValueError(f"{model.name} has no network to warm-start")
+    started = time.perf_counter()
+    model.network.fit(
+        scaler.transform_X(train.X),
+        scaler.transform_y(train.y, train.X),
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        verbose=0,
+    )
+    seconds = time.perf_counter() - started
+    return TrainedModel(model.name, model.n_params, epochs, seconds, scaler, network=model.network)
+
+
 @task(name="train_model", task_run_name="train-{name}", cache_policy=NO_CACHE)
 def train_model(
     name: str,

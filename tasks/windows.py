@@ -31,6 +31,11 @@ class Windows:
         """Last close of each window: the naive forecast of its target."""
         return self.X[:, -1]
 
+    def part(self, start: int | None, stop: int | None) -> Windows:
+        """Samples ``start:stop``, in order."""
+        sl = slice(start, stop)
+        return Windows(X=self.X[sl], y=self.y[sl], months=self.months[sl])
+
 
 def make_windows(close: np.ndarray, months: pd.DatetimeIndex, window: int) -> Windows:
     """Slide a ``window``-month window over ``close``: sample i is close[i:i+w] → close[i+w]."""
@@ -51,11 +56,7 @@ def split_chronologically(windows: Windows, test_fraction: float) -> tuple[Windo
     cut = split_index(len(windows), test_fraction)
     if cut < MIN_TRAIN_SAMPLES or len(windows) - cut < MIN_TEST_SAMPLES:
         raise ValueError(f"{len(windows)} samples leave too few for train/test at {cut}")
-
-    def part(sl: slice) -> Windows:
-        return Windows(X=windows.X[sl], y=windows.y[sl], months=windows.months[sl])
-
-    return part(slice(0, cut)), part(slice(cut, None))
+    return windows.part(0, cut), windows.part(cut, None)
 
 
 def min_rows_needed(window: int, test_fraction: float) -> int:

@@ -43,7 +43,7 @@ def check_writable(path: Path) -> None:
 
 BUSY_SECONDS = 15.0
 LATEST_COMPLETED_RUN = (
-    "SELECT run_id, snapshot_id, params FROM runs WHERE status = 'completed'"
+    "SELECT run_id, snapshot_id, params FROM runs WHERE status = 'completed' AND kind = 'retrain'"
     " ORDER BY finished_at DESC, run_id DESC LIMIT 1"
 )
 
@@ -254,37 +254,45 @@ def _insert_frame(
         con.unregister("incoming")
 
 
+def _insert_snapshot(
+    con: duckdb.DuckDBPyConnection,
+    snapshot_id: str,
+    source: str,
+    fetched_at: datetime,
+    prices: pd.DataFrame,
+) -> None:
+    """Store a downloaded snapshot and its prices unless the same bytes are stored already."""
+    # fetchall, not fetchone: DuckDB 2 keeps a half-read result open on the connection
+    known = con.execute(
+        "SELECT count(*) FROM snapshots WHERE snapshot_id = ?", [snapshot_id]
+    ).fetchall()[0][0]
+    if known:
+        return
+    con.execute(
+        "INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            snapshot_id,
+            source,
+            fetched_at.astimezone(UTC).replace(tzinfo=None) if fetched_at.tzinfo else fetched_at,
+            len(prices),
+            prices["month"].iloc[0].date(),
+            prices["month"].iloc[-1].date(),
+        ],
+    )
+    con.register("incoming", prices[["month", "close"]])
+    try:
+        con.execute(
+            "INSERT INTO prices (snapshot_id, month, close) SELECT ?, month, close FROM incoming",
+            [snapshot_id],
+        )
+    finally:
+        con.unregister("incoming")
+
+
 def write_run(path: Path, output: RunOutput) -> None:
     """Write a completed run's snapshot, results and status in one transaction."""
-    prices = output.prices
     with connect(path) as con, transaction(con):
-        # fetchall, not fetchone: DuckDB 2 keeps a half-read result open on the connection
-        known = con.execute(
-            "SELECT count(*) FROM snapshots WHERE snapshot_id = ?", [output.snapshot_id]
-        ).fetchall()[0][0]
-        if not known:
-            con.execute(
-                "INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    output.snapshot_id,
-                    output.source,
-                    output.fetched_at.astimezone(UTC).replace(tzinfo=None)
-                    if output.fetched_at.tzinfo
-                    else output.fetched_at,
-                    len(prices),
-                    prices["month"].iloc[0].date(),
-                    prices["month"].iloc[-1].date(),
-                ],
-            )
-            con.register("incoming", prices[["month", "close"]])
-            try:
-                con.execute(
-                    "INSERT INTO prices (snapshot_id, month, close)"
-                    " SELECT ?, month, close FROM incoming",
-                    [output.snapshot_id],
-                )
-            finally:
-                con.unregister("incoming")
+        _insert_snapshot(con, output.snapshot_id, output.source, output.fetched_at, output.prices)
         for table, columns in TABLE_COLUMNS.items():
             _insert_frame(con, table, output.run_id, getattr(output, table), columns)
         updated = con.execute(
@@ -294,6 +302,63 @@ def write_run(path: Path, output: RunOutput) -> None:
         ).fetchall()
         if not updated:
             raise WarehouseError(f"run {output.run_id} is not running any more; nothing written")
+
+
+@dataclass(frozen=True)
+class BacktestOutput:
+    """Everything one completed backtest writes, as frames without the run_id column."""
+
+    run_id: str
+    flow_run_id: str | None
+    started_at: datetime
+    params: dict[str, object]
+    snapshot_id: str
+    source: str
+    fetched_at: datetime
+    prices: pd.DataFrame  # month, close
+    predictions: pd.DataFrame  # model, origin_month, target_month, actual, predicted, ...
+    metrics: pd.DataFrame  # model, split ('backtest'), rmse, mae, ..., n
+    comparisons: pd.DataFrame  # model, baseline, split, dm_stat, dm_pvalue, n
+
+
+BACKTEST_TABLE_COLUMNS: dict[str, list[str]] = {
+    "backtest_predictions": [
+        "model",
+        "origin_month",
+        "target_month",
+        "actual",
+        "predicted",
+        "train_seconds",
+        "fit",
+    ],
+    "metrics": TABLE_COLUMNS["metrics"],
+    "comparisons": ["model", "baseline", "split", "dm_stat", "dm_pvalue", "n"],
+}
+
+
+def write_backtest(path: Path, output: BacktestOutput) -> None:
+    """Write a finished backtest (its completed runs row included) in one transaction."""
+    frames = {
+        "backtest_predictions": output.predictions,
+        "metrics": output.metrics,
+        "comparisons": output.comparisons,
+    }
+    with connect(path) as con, transaction(con):
+        _insert_snapshot(con, output.snapshot_id, output.source, output.fetched_at, output.prices)
+        con.execute(
+            "INSERT INTO runs (run_id, flow_run_id, status, started_at, finished_at, snapshot_id,"
+            " params, kind) VALUES (?, ?, 'completed', ?, ?, ?, ?, 'backtest')",
+            [
+                output.run_id,
+                output.flow_run_id,
+                output.started_at,
+                utc_now(),
+                output.snapshot_id,
+                json.dumps(output.params, sort_keys=True),
+            ],
+        )
+        for table, columns in BACKTEST_TABLE_COLUMNS.items():
+            _insert_frame(con, table, output.run_id, frames[table], columns)
 
 
 def query(
@@ -331,7 +396,8 @@ def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
                 raise WarehouseError(f"no completed run in {path} yet; run `sp500 run` first")
             run_id = found[0][0]
         elif not con.execute(
-            "SELECT 1 FROM runs WHERE run_id = ? AND status = 'completed'", [run_id]
+            "SELECT 1 FROM runs WHERE run_id = ? AND status = 'completed' AND kind = 'retrain'",
+            [run_id],
         ).fetchall():
             raise WarehouseError(f"no completed run {run_id!r} in {path}")
         board = con.execute(

@@ -170,3 +170,97 @@ def test_busy_warehouse_is_reported(tmp_path) -> None:
     store.migrate(path)
     with duckdb_writer(path), pytest.raises(WarehouseError, match="busy"):
         store.start_run(path, "r1", None, PARAMS)
+
+
+def backtest_output(run_id: str, snapshot: str = "abc", dm_pvalue: float | None = 0.04):
+    base = output(run_id, snapshot)
+    target = pd.Timestamp("2000-03-01")
+    return store.BacktestOutput(
+        run_id=run_id,
+        flow_run_id=None,
+        started_at=datetime(2026, 1, 1),
+        params={"origins": 1},
+        snapshot_id=snapshot,
+        source="test://",
+        fetched_at=base.fetched_at,
+        prices=base.prices,
+        predictions=pd.DataFrame(
+            {
+                "model": ["naive", "drift"],
+                "origin_month": [pd.Timestamp("2000-02-01")] * 2,
+                "target_month": [target] * 2,
+                "actual": [3.0, 3.0],
+                "predicted": [2.0, 2.5],
+                "train_seconds": [0.0, 0.1],
+                "fit": ["scratch", "scratch"],
+            }
+        ),
+        metrics=pd.concat(
+            [
+                base.metrics.assign(split="backtest"),
+                base.metrics.assign(model="drift", split="backtest", rmse=0.5, theil_u2=0.5),
+            ],
+            ignore_index=True,
+        ),
+        comparisons=pd.DataFrame(
+            [
+                {
+                    "model": "drift",
+                    "baseline": "naive",
+                    "split": "backtest",
+                    "dm_stat": -2.5,
+                    "dm_pvalue": dm_pvalue,
+                    "n": 1,
+                }
+            ]
+        ),
+    )
+
+
+def test_backtest_is_written_whole_and_stays_off_the_retrain_leaderboard(tmp_path) -> None:
+    path = tmp_path / "w.duckdb"
+    store.migrate(path)
+    store.start_run(path, "r1", None, PARAMS)
+    store.write_run(path, output("r1"))
+    store.write_backtest(path, backtest_output("b1"))
+    _, rows = store.query(path, "SELECT run_id, kind, status FROM runs ORDER BY run_id")
+    assert rows == [("b1", "backtest", "completed"), ("r1", "retrain", "completed")]
+    # the newer backtest is not "the latest run" of the monthly views or the unchanged check
+    _, rows = store.query(path, "SELECT DISTINCT run_id FROM leaderboard")
+    assert rows == [("r1",)]
+    assert store.last_completed_run(path).run_id == "r1"
+    _, rows = store.query(
+        path, "SELECT rank, model, dm_pvalue, train_seconds, run_id FROM backtest_leaderboard"
+    )
+    assert rows == [(1, "drift", 0.04, 0.1, "b1"), (2, "naive", None, 0.0, "b1")]
+    assert count(path, "snapshots") == 1  # same bytes as the retrain: stored once
+
+
+def test_failed_backtest_write_leaves_nothing(tmp_path) -> None:
+    path = tmp_path / "w.duckdb"
+    store.migrate(path)
+    broken = backtest_output("b1", snapshot="new")
+    bad = broken.comparisons.assign(n=None)  # NOT NULL breaks at the last insert
+    with pytest.raises(duckdb.Error):
+        store.write_backtest(path, store.BacktestOutput(**{**vars(broken), "comparisons": bad}))
+    for table in ("runs", "snapshots", "prices", "backtest_predictions", "metrics"):
+        assert count(path, table) == 0, table
+
+
+def test_migration_3_keeps_existing_runs_as_retrains(tmp_path) -> None:
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "CREATE TABLE schema_version ("
+            " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+        )
+        for version, name, sql in store.migration_files()[:2]:
+            con.execute(sql.read_text())
+            con.execute("INSERT INTO schema_version VALUES (?, ?, now())", [version, name])
+    store.start_run(path, "old", None, PARAMS)
+    store.write_run(path, output("old"))
+    assert store.migrate(path) == store.migration_files()[-1][0] >= 3
+    _, rows = store.query(path, "SELECT run_id, kind FROM runs")
+    assert rows == [("old", "retrain")]
+    _, rows = store.query(path, "SELECT DISTINCT run_id FROM leaderboard")
+    assert rows == [("old",)]

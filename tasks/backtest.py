@@ -1,0 +1,275 @@
+"""Rolling-origin backtest: refit on data up to t-1, forecast month t, compare with naive."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from scipy import stats
+
+from tasks.config import BASELINE_MODELS, Settings
+from tasks.errors import PipelineError
+from tasks.evaluate import compute_metrics, mae
+from tasks.train import TrainedModel, continue_fit, fit_model
+from tasks.windows import MIN_TRAIN_SAMPLES, Windows, fit_scaler
+
+BACKTEST_COLUMNS = [
+    "model",
+    "origin_month",
+    "target_month",
+    "actual",
+    "predicted",
+    "train_seconds",
+    "fit",
+]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Consecutive origins one model walks through in order; it starts from scratch at the first.
+
+    ``origins`` are sample indices: at origin ``i`` the model is fitted on samples ``[0, i)``
+    (targets up to month t-1) and forecasts sample ``i``'s target, month t.
+    """
+
+    model: str
+    origins: tuple[int, ...]
+    first_target: str  # YYYY-MM of the first forecast month, for task-run names
+
+
+def max_origins(n_samples: int) -> int:
+    """Most origins ``n_samples`` windows allow while the first fit keeps 8 training samples."""
+    return max(0, n_samples - MIN_TRAIN_SAMPLES)
+
+
+def plan_segments(
+    windows: Windows, models: tuple[str, ...], origins: int, refit_every: int
+) -> list[Segment]:
+    """Cut the last ``origins`` samples into per-model segments of ``refit_every`` origins.
+
+    Baselines cost nothing to refit, so each gets one segment covering every origin.
+
+    Raises:
+        PipelineError: ``origins`` is more than the windows allow.
+    """
+    if origins < 1:
+        raise PipelineError(f"--origins must be at least 1, got {origins}")
+    n = len(windows)
+    allowed = max_origins(n)
+    if origins > allowed:
+        raise PipelineError(
+            f"--origins {origins} is too many: the data gives {n} windows, so at most {allowed}"
+            f" origins leave the first fit {MIN_TRAIN_SAMPLES} training samples"
+        )
+    indices = list(range(n - origins, n))
+
+    def label(i: int) -> str:
+        return windows.months[i].strftime("%Y-%m")
+
+    segments = []
+    for model in models:
+        step = len(indices) if model in BASELINE_MODELS else refit_every
+        for start in range(0, len(indices), step):
+            chunk = tuple(indices[start : start + step])
+            segments.append(Segment(model=model, origins=chunk, first_target=label(chunk[0])))
+    return segments
+
+
+def run_segment(
+    segment: Segment,
+    windows: Windows,
+    *,
+    scaling: str,
+    epochs: int,
+    warm_epochs: int,
+    warm_start: bool,
+    batch_size: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Walk one segment: fit (or warm-start, or reuse) and forecast at each origin.
+
+    Returns:
+        One row per origin: model, origin_month, target_month, actual, predicted,
+        train_seconds, and fit (``scratch``, ``warm`` or ``reused``).
+    """
+    rows: list[dict[str, object]] = []
+    model: TrainedModel | None = None
+    for i in segment.origins:
+        train = windows.part(0, i)  # targets up to month t-1 only
+        if model is None or segment.model in BASELINE_MODELS:
+            scaler = fit_scaler(scaling, train)  # type: ignore[arg-type]
+            model = fit_model(
+                segment.model, train, scaler, epochs=epochs, batch_size=batch_size, seed=seed
+            )
+            fit, seconds = "scratch", model.train_seconds
+        elif warm_start:
+            scaler = fit_scaler(scaling, train)  # type: ignore[arg-type]
+            model = continue_fit(model, train, scaler, epochs=warm_epochs, batch_size=batch_size)
+            fit, seconds = "warm", model.train_seconds
+        else:
+            fit, seconds = "reused", 0.0
+        target = windows.months[i]
+        rows.append(
+            {
+                "model": segment.model,
+                "origin_month": target - pd.DateOffset(months=1),
+                "target_month": target,
+                "actual": float(windows.y[i]),
+                "predicted": float(model.predict(windows.X[i : i + 1])[0]),
+                "train_seconds": seconds,
+                "fit": fit,
+            }
+        )
+    return pd.DataFrame(rows, columns=BACKTEST_COLUMNS)
+
+
+@task(
+    name="backtest_segment",
+    task_run_name="backtest-{segment.model}-from-{segment.first_target}",
+    cache_policy=NO_CACHE,
+)
+def backtest_segment(
+    segment: Segment,
+    windows: Windows,
+    scaling: str,
+    epochs: int,
+    warm_epochs: int,
+    warm_start: bool,
+    batch_size: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Backtest one model over one segment of origins."""
+    frame = run_segment(
+        segment,
+        windows,
+        scaling=scaling,
+        epochs=epochs,
+        warm_epochs=warm_epochs,
+        warm_start=warm_start,
+        batch_size=batch_size,
+        seed=seed,
+    )
+    get_run_logger().info(
+        "%s: %d origins from %s, %.1f s of training",
+        segment.model,
+        len(frame),
+        segment.first_target,
+        frame["train_seconds"].sum(),
+    )
+    return frame
+
+
+@dataclass(frozen=True)
+class DieboldMariano:
+    """Diebold-Mariano test of equal squared error, with the HLN small-sample correction."""
+
+    stat: float  # negative: the model's squared errors are smaller than the baseline's
+    pvalue: float  # two-sided, Student t with n - 1 degrees of freedom
+    n: int
+
+
+def diebold_mariano(
+    model_errors: np.ndarray, baseline_errors: np.ndarray, horizon: int = 1
+) -> DieboldMariano:
+    """Compare two forecasts' errors on the same targets (loss: squared error).
+
+    The statistic uses the loss differential's autocovariances up to lag ``horizon - 1``,
+    is scaled by Harvey, Leybourne and Newbold's (1997) factor and referred to Student t
+    with n - 1 degrees of freedom. It is NaN when n < 2 or the differential is constant.
+    """
+    e1 = np.asarray(model_errors, dtype=np.float64)
+    e2 = np.asarray(baseline_errors, dtype=np.float64)
+    if e1.shape != e2.shape or e1.ndim != 1:
+        raise ValueError("error arrays must be one-dimensional and of equal length")
+    d = e1**2 - e2**2
+    n = len(d)
+    if n < 2 or horizon < 1 or horizon >= n:
+        return DieboldMariano(math.nan, math.nan, n)
+    centred = d - d.mean()
+    autocov = [float(np.dot(centred[k:], centred[: n - k]) / n) for k in range(horizon)]
+    variance = (autocov[0] + 2.0 * sum(autocov[1:])) / n
+    if not variance > 0.0:
+        return DieboldMariano(math.nan, math.nan, n)
+    dm = float(d.mean()) / math.sqrt(variance)
+    hln = math.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)
+    stat = dm * hln
+    return DieboldMariano(stat, float(2.0 * stats.t.sf(abs(stat), df=n - 1)), n)
+
+
+@dataclass(frozen=True)
+class BacktestResults:
+    """A backtest's per-origin forecasts, per-model metrics and comparisons with naive."""
+
+    predictions: pd.DataFrame  # BACKTEST_COLUMNS
+    metrics: pd.DataFrame  # model, split, rmse, mae, mape, mase, theil_u2, ..., n
+    comparisons: pd.DataFrame  # model, baseline, split, dm_stat, dm_pvalue, n
+
+
+def summarize_backtest(frames: list[pd.DataFrame], windows: Windows) -> BacktestResults:
+    """Score every model's backtest forecasts and test each against ``naive`` (DM, h = 1)."""
+    predictions = (
+        pd.concat(frames, ignore_index=True)
+        .sort_values(["model", "target_month"], kind="stable")
+        .reset_index(drop=True)
+    )
+    month_index = {month: i for i, month in enumerate(windows.months)}
+    first = min(month_index[m] for m in predictions["target_month"])
+    train_naive_mae = mae(windows.y[:first], windows.last[:first])
+    metrics, errors = [], {}
+    for model, group in predictions.groupby("model", sort=False):
+        last = windows.last[[month_index[m] for m in group["target_month"]]]
+        actual, predicted = group["actual"].to_numpy(), group["predicted"].to_numpy()
+        metrics.append(
+            {
+                "model": model,
+                "split": "backtest",
+                **compute_metrics(actual, predicted, last, train_naive_mae),
+            }
+        )
+        errors[model] = pd.Series(actual - predicted, index=group["target_month"].to_numpy())
+    comparisons = []
+    if "naive" in errors:
+        base = errors["naive"]
+        for model, err in errors.items():
+            if model == "naive":
+                continue
+            common = err.index.intersection(base.index)
+            test = diebold_mariano(err.loc[common].to_numpy(), base.loc[common].to_numpy())
+            comparisons.append(
+                {
+                    "model": model,
+                    "baseline": "naive",
+                    "split": "backtest",
+                    "dm_stat": test.stat,
+                    "dm_pvalue": test.pvalue,
+                    "n": test.n,
+                }
+            )
+    return BacktestResults(
+        predictions=predictions,
+        metrics=pd.DataFrame(metrics),
+        comparisons=pd.DataFrame(
+            comparisons, columns=["model", "baseline", "split", "dm_stat", "dm_pvalue", "n"]
+        ),
+    )
+
+
+@task(name="plan_backtest", cache_policy=NO_CACHE)
+def plan_backtest(windows: Windows, settings: Settings) -> list[Segment]:
+    """Plan the backtest's segments from the settings; fail on impossible origins."""
+    segments = plan_segments(windows, settings.models, settings.origins, settings.refit_every)
+    first = windows.months[len(windows) - settings.origins]
+    get_run_logger().info(
+        "%d origins (targets %s … %s), %d segments; refit every %d, warm start %s",
+        settings.origins,
+        first.strftime("%Y-%m"),
+        windows.months[-1].strftime("%Y-%m"),
+        len(segments),
+        settings.refit_every,
+        "on" if settings.warm_start else "off",
+    )
+    return segments

@@ -1,0 +1,301 @@
+"""The monthly-backtest flow: in-process runs, real data, and the thread/process/Dask runners."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+from flows.monthly_backtest import monthly_backtest
+from tasks.config import Settings
+from tests.conftest import (
+    REAL_CSV,
+    LocalServer,
+    Route,
+    free_port,
+    stop_process_group,
+    synthetic_prices,
+    to_csv_bytes,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SP500 = Path(sys.executable).with_name("sp500")
+TABLES = ("runs", "snapshots", "prices", "backtest_predictions", "metrics", "comparisons")
+
+
+def settings(source: str, warehouse: Path, **kw: object) -> Settings:
+    options = {
+        "models": "naive,drift,lstm",
+        "origins": 4,
+        "refit_every": 2,
+        "epochs": 2,
+        "warm_epochs": 1,
+        "download_attempts": 1,
+        "timeout_seconds": 5,
+    }
+    options.update(kw)
+    return Settings(source=source, warehouse=warehouse, **options)
+
+
+def rows(path: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_backtest_writes_its_tables_and_artifact(http_server: LocalServer, tmp_path: Path) -> None:
+    url = http_server.serve("/s.csv", Route(body=to_csv_bytes(synthetic_prices(90, seed=4))))
+    warehouse = tmp_path / "w.duckdb"
+    state = monthly_backtest(settings(url, warehouse), return_state=True)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert sorted(r["model"] for r in summary.table) == ["drift", "lstm", "naive"]
+
+    assert rows(warehouse, "SELECT kind, status, error FROM runs") == [
+        ("backtest", "completed", None)
+    ]
+    # 90 rows (1990-01 … 1997-06) → 78 samples; the origins forecast 1997-03 … 1997-06
+    assert rows(
+        warehouse,
+        "SELECT model, strftime(origin_month, '%Y-%m'), strftime(target_month, '%Y-%m'), fit"
+        " FROM backtest_predictions WHERE model = 'lstm' ORDER BY target_month",
+    ) == [
+        ("lstm", "1997-02", "1997-03", "scratch"),
+        ("lstm", "1997-03", "1997-04", "warm"),
+        ("lstm", "1997-04", "1997-05", "scratch"),
+        ("lstm", "1997-05", "1997-06", "warm"),
+    ]
+    assert rows(warehouse, "SELECT count(*) FROM backtest_predictions") == [(12,)]
+    assert rows(warehouse, "SELECT DISTINCT split, n FROM metrics") == [("backtest", 4)]
+    assert rows(warehouse, "SELECT model, baseline, split, n FROM comparisons ORDER BY model") == [
+        ("drift", "naive", "backtest", 4),
+        ("lstm", "naive", "backtest", 4),
+    ]
+    board = rows(warehouse, "SELECT model, rmse, dm_pvalue FROM backtest_leaderboard")
+    assert [r[0] for r in board] == [r["model"] for r in summary.table]
+    assert rows(warehouse, "SELECT count(*) FROM leaderboard") == [(0,)]  # retrains only
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    (artifact,) = [a for a in artifacts if a.key == "sp500-backtest"]
+    assert "dm_pvalue" in str(artifact.data)
+    flow_run = get_client(sync_client=True).read_flow_run(state.state_details.flow_run_id)
+    assert flow_run.name == "backtest-1997-06"
+
+
+def test_too_many_origins_fail_before_anything_is_written(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    url = http_server.serve("/s.csv", Route(body=to_csv_bytes(synthetic_prices(40, seed=1))))
+    warehouse = tmp_path / "w.duckdb"
+    state = monthly_backtest(settings(url, warehouse, origins=21), return_state=True)
+    assert state.is_failed()
+    # 40 rows → 28 windows: at most 20 origins keep 8 training samples for the first fit
+    assert state.message == (
+        "--origins 21 is too many: the data gives 28 windows, so at most 20 origins leave"
+        " the first fit 8 training samples"
+    )
+    assert not warehouse.exists()
+
+
+def test_naive_backtest_on_the_real_data(
+    http_server: LocalServer, real_csv_bytes: bytes, tmp_path: Path
+) -> None:
+    url = http_server.serve("/sp500.csv", Route(body=real_csv_bytes))
+    warehouse = tmp_path / "w.duckdb"
+    config = settings(url, warehouse, models="naive,drift", origins=60)
+    state = monthly_backtest(config, return_state=True)
+    assert state.is_completed(), state.message
+    close = pd.read_csv(REAL_CSV)["close"].to_numpy()
+    # the naive forecast of each of the last 60 months is the month before it
+    expected = float(np.sqrt(np.mean((close[-60:] - close[-61:-1]) ** 2)))
+    ((rmse, n),) = rows(
+        warehouse, "SELECT rmse, n FROM metrics WHERE model = 'naive' AND split = 'backtest'"
+    )
+    assert n == 60
+    assert rmse == pytest.approx(expected)
+    ((first, last),) = rows(
+        warehouse,
+        "SELECT strftime(min(target_month), '%Y-%m'), strftime(max(target_month), '%Y-%m')"
+        " FROM backtest_predictions",
+    )
+    assert (first, last) == ("2021-06", "2026-05")
+    ((pvalue,),) = rows(warehouse, "SELECT dm_pvalue FROM comparisons WHERE model = 'drift'")
+    assert 0.0 < pvalue < 1.0
+
+
+# --- the CLI with each task runner ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A new user's environment: fresh PREFECT_HOME, no Prefect API, no SP500_* settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SP500_"))}
+    env["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    return env
+
+
+def sp500(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(SP500), *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
+
+
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory, cli_env) -> Iterator[tuple[str, Path]]:
+    """A real dask.distributed LocalCluster: scheduler and 2 worker processes on 127.0.0.1."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("dask") / "cluster.log"
+    script = (
+        "import sys, time\n"
+        "from distributed import LocalCluster\n"
+        "if __name__ == '__main__':\n"
+        "    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,"
+        " host='127.0.0.1', scheduler_port=int(sys.argv[1]), dashboard_address=None)\n"
+        "    print('ready', cluster.scheduler_address, flush=True)\n"
+        "    time.sleep(3600)\n"
+    )
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", script, str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=cli_env,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "ready" not in log.read_text():
+            assert process.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, "the Dask cluster did not start in 120 s"
+            time.sleep(0.3)
+        yield f"tcp://127.0.0.1:{port}", log
+    finally:
+        stop_process_group(process, 15)
+
+
+def backtest_rows(warehouse: Path) -> pd.DataFrame:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(
+            "SELECT model, origin_month, target_month, actual, predicted, fit"
+            " FROM backtest_predictions ORDER BY model, target_month"
+        ).df()
+
+
+def test_thread_process_and_dask_runners_agree(
+    cli_env, dask_cluster, http_server: LocalServer, tmp_path: Path
+) -> None:
+    address, cluster_log = dask_cluster
+    url = http_server.serve("/s.csv", Route(body=to_csv_bytes(synthetic_prices(80, seed=6))))
+    common = ["--source", url, "--models", "naive,drift,gru", "--origins", "4"]
+    common += ["--refit-every", "2", "--epochs", "3", "--warm-epochs", "1"]
+    results = {}
+    for runner, extra in [
+        ("thread", []),
+        ("process", []),
+        ("dask", ["--dask-address", address]),
+    ]:
+        warehouse = tmp_path / f"{runner}.duckdb"
+        done = sp500(
+            cli_env,
+            "backtest",
+            *common,
+            *extra,
+            "--task-runner",
+            runner,
+            "--warehouse",
+            str(warehouse),
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "completed: 3 models x 4 origins" in done.stdout
+        results[runner] = backtest_rows(warehouse)
+
+    # every Dask task ran on the cluster's workers and reported to the run's own server
+    cluster_output = cluster_log.read_text()
+    assert cluster_output.count("backtest-gru-from-") >= 2
+    assert "Starting temporary server" not in cluster_output
+
+    thread = results["thread"]
+    for runner in ("process", "dask"):
+        other = results[runner]
+        keys = ["model", "origin_month", "target_month", "actual", "fit"]
+        pd.testing.assert_frame_equal(other[keys], thread[keys])
+        baselines = thread["model"] != "gru"
+        np.testing.assert_array_equal(
+            other.loc[baselines, "predicted"], thread.loc[baselines, "predicted"]
+        )
+        np.testing.assert_allclose(other["predicted"], thread["predicted"], rtol=0.02)
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["--origins", "0"], "origins: Input should be greater than or equal to 1"),
+        (["--origins", "-5"], "origins: Input should be greater than or equal to 1"),
+        (["--refit-every", "0"], "refit_every: Input should be greater than or equal to 1"),
+        (["--dask-address", "tcp://127.0.0.1:1"], "--dask-address needs --task-runner dask"),
+    ],
+)
+def test_bad_backtest_options_fail_with_one_line(cli_env, tmp_path, args, pattern) -> None:
+    warehouse = tmp_path / "w.duckdb"
+    result = sp500(cli_env, "backtest", *args, "--warehouse", str(warehouse), timeout=120)
+    assert result.returncode == 2
+    (line,) = error_lines(result)
+    assert pattern in line
+    assert "Traceback" not in result.stderr
+    assert not warehouse.exists()
+
+
+def test_too_many_origins_from_the_cli(cli_env, http_server: LocalServer, tmp_path) -> None:
+    url = http_server.serve("/s.csv", Route(body=to_csv_bytes(synthetic_prices(40, seed=1))))
+    warehouse = tmp_path / "w.duckdb"
+    result = sp500(
+        cli_env, "backtest", "--origins", "500", "--source", url, "--warehouse", str(warehouse)
+    )
+    assert result.returncode == 1
+    assert error_lines(result)[-1].startswith("error: --origins 500 is too many"), result.stderr
+    assert "Traceback" not in result.stderr
+    assert not warehouse.exists()
+
+
+def test_dask_address_that_does_not_answer(cli_env, tmp_path) -> None:
+    warehouse = tmp_path / "w.duckdb"
+    address = f"tcp://127.0.0.1:{free_port()}"
+    env = {**cli_env, "SP500_TIMEOUT_SECONDS": "3"}
+    started = time.monotonic()
+    result = sp500(
+        env,
+        "backtest",
+        "--task-runner",
+        "dask",
+        "--dask-address",
+        address,
+        "--warehouse",
+        str(warehouse),
+        timeout=120,
+    )
+    assert time.monotonic() - started < 60
+    assert result.returncode == 1
+    (line,) = error_lines(result)
+    assert line.startswith(f"error: no Dask scheduler answered at {address} within 3 s")
+    assert "Traceback" not in result.stderr
+    assert not warehouse.exists()
