@@ -16,16 +16,10 @@ from tasks.errors import PipelineError
 from tasks.evaluate import compute_metrics, mae
 from tasks.train import TrainedModel, continue_fit, fit_model
 from tasks.windows import MIN_TRAIN_SAMPLES, Windows, fit_scaler
+from warehouse.store import BACKTEST_TABLE_COLUMNS
 
-BACKTEST_COLUMNS = [
-    "model",
-    "origin_month",
-    "target_month",
-    "actual",
-    "predicted",
-    "train_seconds",
-    "fit",
-]
+# the columns of backtest_predictions, in the warehouse's order
+BACKTEST_COLUMNS = BACKTEST_TABLE_COLUMNS["backtest_predictions"]
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,25 @@ def load_network(path: Path, expected_sha256: str | None = None) -> keras.Model:
     return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
+def _fit_network(
+    network: keras.Model,
+    train: Windows,
+    scaler: Scaler,
+    epochs: int,
+    batch_size: int,
+    callbacks: list[keras.callbacks.Callback],
+) -> None:
+    network.fit(
+        scaler.transform_X(train.X),
+        scaler.transform_y(train.y, train.X),
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
+    )
+
+
 def fit_model(
     name: str,
     train: Windows,
@@ -103,15 +122,7 @@ def fit_model(
     network = KERAS_BUILDERS[name](train.X.shape[1])
     network.compile(optimizer=keras.optimizers.Adam(), loss="mse")
     callbacks = [_EpochLogger(report, epochs)] if report else []
-    network.fit(
-        scaler.transform_X(train.X),
-        scaler.transform_y(train.y, train.X),
-        epochs=epochs,
-        batch_size=batch_size,
-        shuffle=True,
-        verbose=0,
-        callbacks=callbacks,
-    )
+    _fit_network(network, train, scaler, epochs, batch_size, callbacks)
     seconds = time.perf_counter() - started
     model = TrainedModel(name, network.count_params(), epochs, seconds, scaler, network=network)
     if artifact_dir is not None:
@@ -133,14 +144,7 @@ def continue_fit(
     if model.network is None:
         raise ValueError(f"{model.name} has no network to warm-start")
     started = time.perf_counter()
-    model.network.fit(
-        scaler.transform_X(train.X),
-        scaler.transform_y(train.y, train.X),
-        epochs=epochs,
-        batch_size=batch_size,
-        shuffle=True,
-        verbose=0,
-    )
+    _fit_network(model.network, train, scaler, epochs, batch_size, [])
     seconds = time.perf_counter() - started
     return TrainedModel(model.name, model.n_params, epochs, seconds, scaler, network=model.network)
 
