@@ -11,7 +11,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from flows.monthly_retrain import new_run_id, rename_flow_run
 from tasks.backtest import backtest_segment, plan_backtest, summarize_backtest
 from tasks.config import Settings
-from tasks.errors import PipelineError, WarehouseError
+from tasks.errors import PipelineError
 from tasks.ingest import download_csv
 from tasks.persist import migrate_warehouse, write_backtest
 from tasks.report import backtest_table, publish_backtest
@@ -103,7 +103,7 @@ def monthly_backtest(settings: Settings) -> BacktestSummary | State:
         ):
             migrate_warehouse(settings.warehouse)
             write_backtest(settings.warehouse, output)
-    except (PipelineError, WarehouseError) as exc:
+    except PipelineError as exc:  # WarehouseError included
         return Failed(message=str(exc))
 
     table = backtest_table(results.metrics, results.comparisons, results.predictions)
