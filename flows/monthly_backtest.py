@@ -8,7 +8,7 @@ from prefect.runtime import flow_run
 from prefect.states import Failed, State
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-from flows.monthly_retrain import new_run_id, rename_flow_run
+from flows.monthly_retrain import new_run_id, rename_flow_run, untagged_task_runs
 from tasks.backtest import backtest_segment, plan_backtest, summarize_backtest
 from tasks.config import Settings
 from tasks.errors import PipelineError
@@ -60,6 +60,11 @@ def monthly_backtest(settings: Settings) -> BacktestSummary | State:
 
     Nothing is written unless the whole backtest finishes: then one transaction stores it.
     """
+    with untagged_task_runs():
+        return _backtest(settings)
+
+
+def _backtest(settings: Settings) -> BacktestSummary | State:
     logger = get_run_logger()
     run_id = new_run_id()
     started_at = utc_now()

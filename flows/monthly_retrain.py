@@ -1,12 +1,15 @@
 """Flow ``monthly-retrain``: download → validate → window → train/evaluate/forecast → DuckDB."""
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
+from prefect.context import TagsContext
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
@@ -56,12 +59,24 @@ def rename_flow_run(name: str) -> None:
         client.update_flow_run(run_id, name=name)
 
 
+@contextmanager
+def untagged_task_runs() -> Iterator[None]:
+    """Inside it, task runs no longer inherit the tags of ``prefect.tags()`` around the flow.
+
+    The CLI's tags label the flow run. Prefect asks its API for a concurrency slot for each
+    tagged task run, and with Prefect 3.9 that request can stall for about 2 s after a long
+    task: several seconds per run for tags nobody limits.
+    """
+    with TagsContext(current_tags=set()):
+        yield
+
+
 @flow(name="monthly-retrain", flow_run_name="retrain-pending", log_prints=False)
 def monthly_retrain(settings: Settings) -> RunSummary | State:
     """Retrain every model on the latest monthly S&P 500 series and store the results."""
     run_id = new_run_id()
     try:
-        with hold_run_lock(settings.warehouse, run_id, settings.wait_seconds):
+        with untagged_task_runs(), hold_run_lock(settings.warehouse, run_id, settings.wait_seconds):
             return _retrain(settings, run_id)
     except WarehouseError as exc:  # busy, or unusable before this run had a row to fail
         return Failed(message=str(exc))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,6 +80,11 @@ def load_network(path: Path, expected_sha256: str | None = None) -> keras.Model:
     return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
+def batches_per_epoch(n_samples: int, batch_size: int) -> int:
+    """Number of training batches in one epoch of ``n_samples`` (the last one may be short)."""
+    return max(1, math.ceil(n_samples / batch_size))
+
+
 def _fit_network(
     network: keras.Model,
     train: Windows,
@@ -120,7 +126,13 @@ def fit_model(
         raise ValueError(f"unknown model {name!r}")
     keras.utils.set_random_seed(seed)
     network = KERAS_BUILDERS[name](train.X.shape[1])
-    network.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+    # One compiled call runs a whole epoch: the same batches and updates as one call per
+    # batch, without the Python round trip between steps (about a third of CPU fit time).
+    network.compile(
+        optimizer=keras.optimizers.Adam(),
+        loss="mse",
+        steps_per_execution=batches_per_epoch(len(train.y), batch_size),
+    )
     callbacks = [_EpochLogger(report, epochs)] if report else []
     _fit_network(network, train, scaler, epochs, batch_size, callbacks)
     seconds = time.perf_counter() - started

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import warnings
 
@@ -47,6 +48,20 @@ def _reject(rows: list[dict[str, object]]) -> ValidationFailed:
     return ValidationFailed(summarize_failures(failures), failures)
 
 
+def _row_longer_than_header(text: str) -> str | None:
+    """Describe the first data row with more cells than the header, if any.
+
+    pandas 2 silently drops one trailing empty cell (``2000-01-01,1,``); pandas 3 warns. A
+    cell without a column is a malformed file under either, so it is checked here.
+    """
+    rows = csv.reader(io.StringIO(text), skipinitialspace=True)
+    header = next(rows, [])
+    for number, cells in enumerate(rows):
+        if len(cells) > len(header):
+            return f"data row {number} has {len(cells)} cells, the header has {len(header)}"
+    return None
+
+
 def parse_prices(
     content: bytes, min_rows: int, date_column: str = "date", value_column: str = "close"
 ) -> pd.DataFrame:
@@ -57,6 +72,8 @@ def parse_prices(
     """
     try:
         text = content.decode("utf-8-sig")
+        if problem := _row_longer_than_header(text):
+            raise pd.errors.ParserError(problem)
         with warnings.catch_warnings():
             # a row longer than the header would silently become the index or lose cells
             warnings.simplefilter("error", pd.errors.ParserWarning)
@@ -69,6 +86,7 @@ def parse_prices(
             )
     except (
         UnicodeDecodeError,
+        csv.Error,
         pd.errors.ParserError,
         pd.errors.EmptyDataError,
         pd.errors.ParserWarning,

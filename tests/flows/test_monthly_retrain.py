@@ -192,3 +192,27 @@ def test_scorecard_scores_last_months_forecasts_after_a_new_month(
         assert error == pytest.approx(actual - forecasts[model])
     history = rows(warehouse, "SELECT model, count(*) FROM model_history GROUP BY 1 ORDER BY 1")
     assert history == [("drift", 2), ("naive", 2)]
+
+
+def test_tags_label_the_flow_run_but_not_its_task_runs(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    from prefect import tags
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    url = http_server.serve("/t.csv", Route(body=to_csv_bytes(synthetic_prices(60, seed=4))))
+    with tags("sp500", "scaling:window"):
+        state = monthly_retrain(
+            settings(url, tmp_path / "w.duckdb", models="naive"), return_state=True
+        )
+    assert state.is_completed(), state.message
+    flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run_id)
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    assert {"sp500", "scaling:window"} <= set(run.tags)
+    assert {t.name for t in task_runs} >= {"train-naive", "evaluate-naive", "forecast-naive"}
+    assert [t.tags for t in task_runs] == [[]] * len(task_runs)
