@@ -1,9 +1,12 @@
 """Speed and memory benchmark: bare Keras script vs ``sp500 run --force`` end to end.
 
 The bare script runs twice per round: plain Keras (one compiled call per batch) and
-compiled as the pipeline compiles (one call per epoch). Each command is run ``--repeat``
-times (alternating) on the real data; min and median wall time,
-peak RSS of the largest process, and the pipeline's time by phase read from its log.
+compiled as the pipeline compiles (one call per epoch). ``sp500 run`` runs twice too: on
+its own, with Prefect's temporary API server, and against a ``prefect server start``
+already running (the scheduled set-up). Each command is run ``--repeat`` times
+(alternating) on the real data; min and median wall time, peak RSS of the largest
+process (the long-running server is not counted), and the pipeline's time by phase read
+from its log.
 Writes ``benchmarks/results/speed.json`` and ``speed.md``.
 """
 
@@ -14,12 +17,19 @@ import json
 import os
 import platform
 import re
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sp500_monthly.csv"
@@ -51,6 +61,56 @@ def measure(command: list[str], env: dict[str, str]) -> tuple[str, float, float,
     if code != "0":
         raise SystemExit(f"error: {command[0]} failed:\n" + "\n".join(lines[-20:]))
     return "\n".join(lines), float(seconds), int(rss_kb) / 1024, float(started)
+
+
+def leaderboard(output: str) -> dict[str, float]:
+    """Test RMSE per model from the leaderboard that ``sp500 run`` prints."""
+    return {m[1]: float(m[2]) for m in re.finditer(r"^\d+\s+(\w+)\s+([\d.]+)", output, re.M)}
+
+
+@contextmanager
+def prefect_server(work: Path) -> Iterator[str]:
+    """A ``prefect server start`` on 127.0.0.1 with its own home; yields its API URL."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SP500_"))}
+    env |= {
+        "PREFECT_HOME": str(work / "prefect-server"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    command = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with (work / "prefect-server.log").open("w") as log:
+        server = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        api = f"http://127.0.0.1:{port}/api"
+        try:
+            deadline = time.monotonic() + 180
+            while not _healthy(api):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    sys.exit(f"error: prefect server did not start; see {log.name}")
+                time.sleep(0.5)
+            yield api
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+
+
+def _healthy(api: str) -> bool:
+    try:
+        return httpx.get(f"{api}/health", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def phases(log: str, wall: float, launched: float) -> dict[str, float]:
@@ -110,44 +170,60 @@ def main() -> None:
     }
     # warm-up, not timed: creates Prefect's database and the warehouse
     measure([str(BIN / "sp500"), "run", "--models", "naive"], env)  # warm-up
-    bare, bare_epoch, pipeline = [], [], []
+    bare, bare_epoch, pipeline, served = [], [], [], []
     script = [sys.executable, str(ROOT / "benchmarks" / "bare_keras.py"), str(args.data)]
-    for i in range(args.repeat):
-        for runs, command in ((bare, script), (bare_epoch, [*script, "--one-call-per-epoch"])):
-            out, wall, rss, _ = measure(command, env)
-            runs.append({"wall": wall, "rss_mb": rss, **json.loads(out.splitlines()[-1])})
-        out, wall, rss, launched = measure(
-            [str(BIN / "sp500"), "run", "--force", "--models", "simple_rnn,gru,lstm,conv1d_lstm"],
-            env,
+    sp500 = [str(BIN / "sp500"), "run", "--force", "--models", "simple_rnn,gru,lstm,conv1d_lstm"]
+    with prefect_server(work) as api_url:
+        served_env = env | {"PREFECT_API_URL": api_url}
+        measure([str(BIN / "sp500"), "run", "--models", "naive"], served_env)  # warm-up
+        for i in range(args.repeat):
+            for runs, command in ((bare, script), (bare_epoch, [*script, "--one-call-per-epoch"])):
+                out, wall, rss, _ = measure(command, env)
+                runs.append({"wall": wall, "rss_mb": rss, **json.loads(out.splitlines()[-1])})
+            out, wall, rss, launched = measure(sp500, env)
+            pipeline.append(
+                {"wall": wall, "rss_mb": rss, "rmse": leaderboard(out)}
+                | {"phases": phases(out, wall, launched)}
+            )
+            out, wall, rss, _ = measure(sp500, served_env)
+            served.append({"wall": wall, "rss_mb": rss, "rmse": leaderboard(out)})
+            print(
+                f"round {i + 1}: bare {bare[-1]['wall']:.1f} s, bare one call per epoch"
+                f" {bare_epoch[-1]['wall']:.1f} s, pipeline {pipeline[-1]['wall']:.1f} s,"
+                f" pipeline with a running server {wall:.1f} s",
+                flush=True,
+            )
+    walls = {
+        name: [r["wall"] for r in runs]
+        for name, runs in (
+            ("bare", bare),
+            ("bare_epoch", bare_epoch),
+            ("pipeline", pipeline),
+            ("served", served),
         )
-        board = {m[1]: float(m[2]) for m in re.finditer(r"^\d+\s+(\w+)\s+([\d.]+)", out, re.M)}
-        pipeline.append(
-            {"wall": wall, "rss_mb": rss, "rmse": board, "phases": phases(out, wall, launched)}
-        )
-        print(
-            f"round {i + 1}: bare {bare[-1]['wall']:.1f} s, bare one call per epoch"
-            f" {bare_epoch[-1]['wall']:.1f} s, pipeline {wall:.1f} s",
-            flush=True,
-        )
-    walls_b, walls_e, walls_p = ([r["wall"] for r in runs] for runs in (bare, bare_epoch, pipeline))
-    best = min(range(len(pipeline)), key=lambda i: walls_p[i])
+    }
+    best = min(range(len(pipeline)), key=lambda i: walls["pipeline"][i])
+    medians = {name: statistics.median(w) for name, w in walls.items()}
     summary = {
-        "bare_min": min(walls_b),
-        "bare_median": statistics.median(walls_b),
-        "bare_epoch_min": min(walls_e),
-        "bare_epoch_median": statistics.median(walls_e),
-        "pipeline_min": min(walls_p),
-        "pipeline_median": statistics.median(walls_p),
-        "ratio_median": statistics.median(walls_p) / statistics.median(walls_b),
-        "ratio_epoch_median": statistics.median(walls_p) / statistics.median(walls_e),
+        **{f"{name}_min": min(w) for name, w in walls.items()},
+        **{f"{name}_median": medians[name] for name in walls},
+        "ratio_median": medians["pipeline"] / medians["bare"],
+        "ratio_epoch_median": medians["pipeline"] / medians["bare_epoch"],
+        "ratio_served_median": medians["served"] / medians["bare"],
+        "ratio_served_epoch_median": medians["served"] / medians["bare_epoch"],
         "bare_rss_mb": max(r["rss_mb"] for r in bare),
         "bare_epoch_rss_mb": max(r["rss_mb"] for r in bare_epoch),
         "pipeline_rss_mb": max(r["rss_mb"] for r in pipeline),
+        "served_rss_mb": max(r["rss_mb"] for r in served),
         # same seeds, one compiled call per epoch instead of per batch: largest RMSE change
         "max_rmse_change_pct": max(
             abs(e["rmse"][m] / b["rmse"][m] - 1) * 100
             for b, e in zip(bare, bare_epoch, strict=True)
             for m in b["rmse"]
+        ),
+        "pipeline_rmse": pipeline[0]["rmse"],
+        "same_rmse_every_pipeline_run": all(
+            r["rmse"] == pipeline[0]["rmse"] for r in pipeline + served
         ),
         "phases_of_fastest_pipeline_run": pipeline[best]["phases"],
     }
@@ -164,6 +240,7 @@ def main() -> None:
                 "bare": bare,
                 "bare_one_call_per_epoch": bare_epoch,
                 "pipeline": pipeline,
+                "pipeline_with_running_server": served,
                 "summary": summary,
             },
             indent=2,
@@ -179,13 +256,24 @@ def main() -> None:
         f"| {summary['bare_median']:.1f} | {summary['bare_rss_mb']:.0f} |",
         f"| (1b) bare Keras script, one compiled call per epoch | {summary['bare_epoch_min']:.1f} "
         f"| {summary['bare_epoch_median']:.1f} | {summary['bare_epoch_rss_mb']:.0f} |",
-        f"| (2) `sp500 run --force` | {summary['pipeline_min']:.1f} "
+        f"| (2) `sp500 run --force` (temporary Prefect server) | {summary['pipeline_min']:.1f} "
         f"| {summary['pipeline_median']:.1f} | {summary['pipeline_rss_mb']:.0f} |",
+        f"| (2s) `sp500 run --force` with a running `prefect server start` "
+        f"| {summary['served_min']:.1f} | {summary['served_median']:.1f} "
+        f"| {summary['served_rss_mb']:.0f} |",
         f"| ratio (2) / (1), medians | | {summary['ratio_median']:.2f} | |",
         f"| ratio (2) / (1b), medians | | {summary['ratio_epoch_median']:.2f} | |",
+        f"| ratio (2s) / (1), medians | | {summary['ratio_served_median']:.2f} | |",
+        f"| ratio (2s) / (1b), medians | | {summary['ratio_served_epoch_median']:.2f} | |",
         "",
         "Largest test-RMSE change of (1b) against (1), same seeds: "
-        f"{summary['max_rmse_change_pct']:.3f} %.",
+        f"{summary['max_rmse_change_pct']:.3f} %. Test RMSE of every pipeline run: "
+        + ", ".join(f"{m} {v:.1f}" for m, v in summary["pipeline_rmse"].items())
+        + (
+            " (identical in all runs)."
+            if summary["same_rmse_every_pipeline_run"]
+            else " (first run; the runs differ, see speed.json)."
+        ),
         "",
         "| phase of (2), fastest run | seconds |",
         "|---|---:|",
