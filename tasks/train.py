@@ -127,7 +127,7 @@ def fit_model(
     keras.utils.set_random_seed(seed)
     network = KERAS_BUILDERS[name](train.X.shape[1])
     # One compiled call runs a whole epoch: the same batches and updates as one call per
-    # batch, without the Python round trip between steps (about a third of CPU fit time).
+    # batch, without the Python round trip between steps (a quarter to a third of CPU fit time).
     network.compile(
         optimizer=keras.optimizers.Adam(),
         loss="mse",
