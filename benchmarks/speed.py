@@ -154,7 +154,7 @@ def phases(log: str, wall: float, launched: float) -> dict[str, float]:
 
 
 def main() -> None:
-    """Run both commands alternately and write the results files."""
+    """Run the four commands alternately and write the results files."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--repeat", type=int, default=3)
@@ -168,22 +168,22 @@ def main() -> None:
         "SP500_WAREHOUSE": str(work / "w.duckdb"),
         "SP500_SOURCE": str(args.data),
     }
-    # warm-up, not timed: creates Prefect's database and the warehouse
-    measure([str(BIN / "sp500"), "run", "--models", "naive"], env)  # warm-up
+    # warm-ups, not timed: create Prefect's databases and the warehouse
+    measure([str(BIN / "sp500"), "run", "--models", "naive"], env)
     bare, bare_epoch, pipeline, served = [], [], [], []
     script = [sys.executable, str(ROOT / "benchmarks" / "bare_keras.py"), str(args.data)]
     sp500 = [str(BIN / "sp500"), "run", "--force", "--models", "simple_rnn,gru,lstm,conv1d_lstm"]
     with prefect_server(work) as api_url:
         served_env = env | {"PREFECT_API_URL": api_url}
-        measure([str(BIN / "sp500"), "run", "--models", "naive"], served_env)  # warm-up
+        measure([str(BIN / "sp500"), "run", "--models", "naive"], served_env)
         for i in range(args.repeat):
             for runs, command in ((bare, script), (bare_epoch, [*script, "--one-call-per-epoch"])):
                 out, wall, rss, _ = measure(command, env)
                 runs.append({"wall": wall, "rss_mb": rss, **json.loads(out.splitlines()[-1])})
             out, wall, rss, launched = measure(sp500, env)
+            phase_seconds = phases(out, wall, launched)
             pipeline.append(
-                {"wall": wall, "rss_mb": rss, "rmse": leaderboard(out)}
-                | {"phases": phases(out, wall, launched)}
+                {"wall": wall, "rss_mb": rss, "rmse": leaderboard(out), "phases": phase_seconds}
             )
             out, wall, rss, _ = measure(sp500, served_env)
             served.append({"wall": wall, "rss_mb": rss, "rmse": leaderboard(out)})
@@ -193,15 +193,8 @@ def main() -> None:
                 f" pipeline with a running server {wall:.1f} s",
                 flush=True,
             )
-    walls = {
-        name: [r["wall"] for r in runs]
-        for name, runs in (
-            ("bare", bare),
-            ("bare_epoch", bare_epoch),
-            ("pipeline", pipeline),
-            ("served", served),
-        )
-    }
+    commands = {"bare": bare, "bare_epoch": bare_epoch, "pipeline": pipeline, "served": served}
+    walls = {name: [r["wall"] for r in runs] for name, runs in commands.items()}
     best = min(range(len(pipeline)), key=lambda i: walls["pipeline"][i])
     medians = {name: statistics.median(w) for name, w in walls.items()}
     summary = {
@@ -211,10 +204,7 @@ def main() -> None:
         "ratio_epoch_median": medians["pipeline"] / medians["bare_epoch"],
         "ratio_served_median": medians["served"] / medians["bare"],
         "ratio_served_epoch_median": medians["served"] / medians["bare_epoch"],
-        "bare_rss_mb": max(r["rss_mb"] for r in bare),
-        "bare_epoch_rss_mb": max(r["rss_mb"] for r in bare_epoch),
-        "pipeline_rss_mb": max(r["rss_mb"] for r in pipeline),
-        "served_rss_mb": max(r["rss_mb"] for r in served),
+        **{f"{name}_rss_mb": max(r["rss_mb"] for r in runs) for name, runs in commands.items()},
         # same seeds, one compiled call per epoch instead of per batch: largest RMSE change
         "max_rmse_change_pct": max(
             abs(e["rmse"][m] / b["rmse"][m] - 1) * 100
