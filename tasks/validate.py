@@ -75,7 +75,8 @@ def parse_prices(
         if problem := _row_longer_than_header(text):
             raise pd.errors.ParserError(problem)
         with warnings.catch_warnings():
-            # a row longer than the header would silently become the index or lose cells
+            # rows longer than the header are caught above; any other parser warning
+            # (they differ between pandas versions) also means a malformed file
             warnings.simplefilter("error", pd.errors.ParserWarning)
             raw = pd.read_csv(
                 io.StringIO(text),
