@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import describe, where_ran
 
 from tasks.config import KERAS_MODELS
 from tasks.evaluate import evaluate
@@ -130,7 +130,7 @@ def markdown(summary: pd.DataFrame, meta: dict[str, object]) -> str:
     """The results table as markdown, with the lesson's numbers beside ours."""
     lines = [
         f"Accuracy on the real data, lesson split 724/181, {meta['epochs']} epochs, seeds "
-        f"{meta['seeds']} ({meta['date']}, {meta['machine']}).",
+        f"{meta['seeds']} ({describe(meta)}).",
         "",
         "| scaling | model | test RMSE | test MAE | theil_u2 | fit s | lesson RMSE / MAE |",
         "|---|---|---:|---:|---:|---:|---:|",
@@ -159,12 +159,7 @@ def main() -> None:
     rows = ours(prices, seeds, args.epochs)
     rows += peers(prices, n_test=181)
     summary = summarize(rows)
-    meta = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "epochs": args.epochs,
-        "seeds": seeds,
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, CPU only",
-    }
+    meta = {**where_ran(), "epochs": args.epochs, "seeds": seeds}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "accuracy.json").write_text(
         json.dumps(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import signal
 import socket
@@ -26,10 +25,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import describe, where_ran
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sp500_monthly.csv"
@@ -217,11 +218,7 @@ def main() -> None:
         ),
         "phases_of_fastest_pipeline_run": pipeline[best]["phases"],
     }
-    meta = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "repeat": args.repeat,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPU only",
-    }
+    meta = {**where_ran(), "repeat": args.repeat}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "speed.json").write_text(
         json.dumps(
@@ -237,7 +234,7 @@ def main() -> None:
         )
     )
     lines = [
-        f"Speed, {meta['repeat']} alternating rounds ({meta['date']}, {meta['machine']}); "
+        f"Speed, {meta['repeat']} alternating rounds ({describe(meta)}); "
         "4 Keras models, 60 epochs, real data.",
         "",
         "| command | min s | median s | peak RSS MB (largest process) |",

@@ -230,20 +230,12 @@ def backtest(
     origins: Annotated[
         int | None, typer.Option(help="how many past months to forecast (default 60)")
     ] = None,
-    refit_every: Annotated[
-        int | None, typer.Option(help="train from scratch every N origins (default 1)")
-    ] = None,
-    warm_start: Annotated[
-        bool | None,
+    chunk_size: Annotated[
+        int | None,
         typer.Option(
-            "--warm-start/--no-warm-start",
-            help="between refits, continue from the previous origin's weights for"
-            " --warm-epochs (default); otherwise reuse the last fit unchanged",
-            show_default=False,
+            help="origins of one network trained together as one stacked fit, one task run"
+            " (default 60)"
         ),
-    ] = None,
-    warm_epochs: Annotated[
-        int | None, typer.Option(help="epochs of a warm-start fit (default 10)")
     ] = None,
     models: Annotated[
         str | None, typer.Option(help="comma-separated model names (default: all six)")
@@ -274,9 +266,7 @@ def backtest(
     settings = _settings(
         {
             "origins": origins,
-            "refit_every": refit_every,
-            "warm_start": warm_start,
-            "warm_epochs": warm_epochs,
+            "chunk_size": chunk_size,
             "models": models,
             "task_runner": task_runner.value if task_runner else None,
             "dask_address": dask_address,

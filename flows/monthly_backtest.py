@@ -82,8 +82,6 @@ def _backtest(settings: Settings) -> BacktestSummary | State:
                 windows,
                 settings.scaling,
                 settings.epochs,
-                settings.warm_epochs,
-                settings.warm_start,
                 settings.batch_size,
                 settings.seed,
             )

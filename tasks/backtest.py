@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,9 @@ from scipy import stats
 from tasks.config import BASELINE_MODELS, Settings
 from tasks.errors import PipelineError
 from tasks.evaluate import compute_metrics, mae
-from tasks.train import TrainedModel, continue_fit, fit_model
+from tasks.models import KERAS_BUILDERS
+from tasks.stacked import Member, fit_stacked
+from tasks.train import fit_model
 from tasks.windows import MIN_TRAIN_SAMPLES, Windows, fit_scaler
 from warehouse.store import BACKTEST_TABLE_COLUMNS
 
@@ -24,10 +27,11 @@ BACKTEST_COLUMNS = BACKTEST_TABLE_COLUMNS["backtest_predictions"]
 
 @dataclass(frozen=True)
 class Segment:
-    """Consecutive origins one model walks through in order; it starts from scratch at the first.
+    """Consecutive origins of one model, fitted from scratch at every origin in one task run.
 
     ``origins`` are sample indices: at origin ``i`` the model is fitted on samples ``[0, i)``
-    (targets up to month t-1) and forecasts sample ``i``'s target, month t.
+    (targets up to month t-1) and forecasts sample ``i``'s target, month t. A network's
+    origins train together as the members of one stacked fit.
     """
 
     model: str
@@ -41,17 +45,21 @@ def max_origins(n_samples: int) -> int:
 
 
 def plan_segments(
-    windows: Windows, models: tuple[str, ...], origins: int, refit_every: int
+    windows: Windows, models: tuple[str, ...], origins: int, chunk_size: int
 ) -> list[Segment]:
-    """Cut the last ``origins`` samples into per-model segments of ``refit_every`` origins.
+    """Cut the last ``origins`` samples into per-model segments of ``chunk_size`` origins.
 
-    Baselines cost nothing to refit, so each gets one segment covering every origin.
+    Each segment is one task run; a network's segment is one stacked fit of ``chunk_size``
+    members. Baselines cost nothing to fit, so each gets one segment covering every origin.
 
     Raises:
-        PipelineError: ``origins`` is more than the windows allow.
+        PipelineError: ``origins`` or ``chunk_size`` is below 1, or ``origins`` is more than
+            the windows allow.
     """
     if origins < 1:
         raise PipelineError(f"--origins must be at least 1, got {origins}")
+    if chunk_size < 1:
+        raise PipelineError(f"--chunk-size must be at least 1, got {chunk_size}")
     n = len(windows)
     allowed = max_origins(n)
     if origins > allowed:
@@ -66,11 +74,24 @@ def plan_segments(
 
     segments = []
     for model in models:
-        step = len(indices) if model in BASELINE_MODELS else refit_every
+        step = len(indices) if model in BASELINE_MODELS else chunk_size
         for start in range(0, len(indices), step):
             chunk = tuple(indices[start : start + step])
             segments.append(Segment(model=model, origins=chunk, first_target=label(chunk[0])))
     return segments
+
+
+def _row(segment: Segment, windows: Windows, i: int, predicted: float, seconds: float) -> dict:
+    target = windows.months[i]
+    return {
+        "model": segment.model,
+        "origin_month": target - pd.DateOffset(months=1),
+        "target_month": target,
+        "actual": float(windows.y[i]),
+        "predicted": predicted,
+        "train_seconds": seconds,
+        "fit": "scratch",
+    }
 
 
 def run_segment(
@@ -79,45 +100,59 @@ def run_segment(
     *,
     scaling: str,
     epochs: int,
-    warm_epochs: int,
-    warm_start: bool,
     batch_size: int,
     seed: int,
 ) -> pd.DataFrame:
-    """Walk one segment: fit (or warm-start, or reuse) and forecast at each origin.
+    """Fit from scratch at every origin of one segment and forecast each origin's month.
+
+    A network's origins are the members of one stacked fit: member ``k`` learns only from
+    the samples before its origin, scaled by a scaler fitted on those samples alone, and
+    starts from the registry network's initialisation under ``seed``.
 
     Returns:
         One row per origin: model, origin_month, target_month, actual, predicted,
-        train_seconds, and fit (``scratch``, ``warm`` or ``reused``).
+        train_seconds (a stacked fit's time is shared equally by its members), fit
+        (``scratch``) and seed (NULL for the baselines).
+
+    Raises:
+        PipelineError: a member's loss became NaN (the message names model and origin).
     """
     rows: list[dict[str, object]] = []
-    model: TrainedModel | None = None
-    for i in segment.origins:
-        train = windows.part(0, i)  # targets up to month t-1 only
-        if model is None or segment.model in BASELINE_MODELS:
-            scaler = fit_scaler(scaling, train)  # type: ignore[arg-type]
+    if segment.model in BASELINE_MODELS:
+        for i in segment.origins:
+            train = windows.part(0, i)  # targets up to month t-1 only
             model = fit_model(
-                segment.model, train, scaler, epochs=epochs, batch_size=batch_size, seed=seed
+                segment.model,
+                train,
+                fit_scaler(scaling, train),  # type: ignore[arg-type]
+                epochs=epochs,
+                batch_size=batch_size,
+                seed=seed,
             )
-            fit, seconds = "scratch", model.train_seconds
-        elif warm_start:
-            scaler = fit_scaler(scaling, train)  # type: ignore[arg-type]
-            model = continue_fit(model, train, scaler, epochs=warm_epochs, batch_size=batch_size)
-            fit, seconds = "warm", model.train_seconds
-        else:
-            fit, seconds = "reused", 0.0
-        target = windows.months[i]
-        rows.append(
-            {
-                "model": segment.model,
-                "origin_month": target - pd.DateOffset(months=1),
-                "target_month": target,
-                "actual": float(windows.y[i]),
-                "predicted": float(model.predict(windows.X[i : i + 1])[0]),
-                "train_seconds": seconds,
-                "fit": fit,
-            }
+            predicted = float(model.predict(windows.X[i : i + 1])[0])
+            rows.append(_row(segment, windows, i, predicted, model.train_seconds) | {"seed": None})
+        return pd.DataFrame(rows, columns=BACKTEST_COLUMNS)
+    members = [
+        Member(
+            seed=seed,
+            samples=i,
+            scaler=fit_scaler(scaling, windows.part(0, i)),  # type: ignore[arg-type]
+            label=f"origin {windows.months[i - 1]:%Y-%m}",
         )
+        for i in segment.origins
+    ]
+    fit = fit_stacked(
+        segment.model,
+        KERAS_BUILDERS[segment.model],
+        windows.part(0, segment.origins[-1]),
+        members,
+        epochs=epochs,
+        batch_size=batch_size,
+    )
+    forecast = fit.predict(windows.X[list(segment.origins)])  # (origins, members)
+    seconds = fit.train_seconds / len(members)
+    for k, i in enumerate(segment.origins):
+        rows.append(_row(segment, windows, i, float(forecast[k, k]), seconds) | {"seed": seed})
     return pd.DataFrame(rows, columns=BACKTEST_COLUMNS)
 
 
@@ -131,28 +166,20 @@ def backtest_segment(
     windows: Windows,
     scaling: str,
     epochs: int,
-    warm_epochs: int,
-    warm_start: bool,
     batch_size: int,
     seed: int,
 ) -> pd.DataFrame:
-    """Backtest one model over one segment of origins."""
+    """Backtest one model over one segment of origins (one stacked fit for a network)."""
+    started = time.perf_counter()
     frame = run_segment(
-        segment,
-        windows,
-        scaling=scaling,
-        epochs=epochs,
-        warm_epochs=warm_epochs,
-        warm_start=warm_start,
-        batch_size=batch_size,
-        seed=seed,
+        segment, windows, scaling=scaling, epochs=epochs, batch_size=batch_size, seed=seed
     )
     get_run_logger().info(
-        "%s: %d origins from %s, %.1f s of training",
+        "%s: %d origins from %s fitted in %.1f s",
         segment.model,
         len(frame),
         segment.first_target,
-        frame["train_seconds"].sum(),
+        time.perf_counter() - started,
     )
     return frame
 
@@ -255,15 +282,14 @@ def summarize_backtest(frames: list[pd.DataFrame], windows: Windows) -> Backtest
 @task(name="plan_backtest", cache_policy=NO_CACHE)
 def plan_backtest(windows: Windows, settings: Settings) -> list[Segment]:
     """Plan the backtest's segments from the settings; fail on impossible origins."""
-    segments = plan_segments(windows, settings.models, settings.origins, settings.refit_every)
+    segments = plan_segments(windows, settings.models, settings.origins, settings.chunk_size)
     first = windows.months[len(windows) - settings.origins]
     get_run_logger().info(
-        "%d origins (targets %s … %s), %d segments; refit every %d, warm start %s",
+        "%d origins (targets %s … %s), %d segments of up to %d stacked fits each",
         settings.origins,
         first.strftime("%Y-%m"),
         windows.months[-1].strftime("%Y-%m"),
         len(segments),
-        settings.refit_every,
-        "on" if settings.warm_start else "off",
+        settings.chunk_size,
     )
     return segments

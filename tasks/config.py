@@ -39,9 +39,7 @@ class Settings(BaseSettings):
     wait_seconds: float = Field(default=0.0, ge=0)
     # sp500 backtest only
     origins: int = Field(default=60, ge=1)
-    refit_every: int = Field(default=1, ge=1)
-    warm_start: bool = True
-    warm_epochs: int = Field(default=10, ge=1, le=10_000)
+    chunk_size: int = Field(default=60, ge=1, le=10_000)  # origins per stacked fit (task run)
     task_runner: Literal["thread", "process", "dask"] = "process"
     dask_address: str | None = None
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
@@ -85,9 +83,7 @@ class Settings(BaseSettings):
         del params["test_fraction"]
         params.update(
             origins=self.origins,
-            refit_every=self.refit_every,
-            warm_start=self.warm_start,
-            warm_epochs=self.warm_epochs,
+            chunk_size=self.chunk_size,
         )
         return params
 

@@ -91,6 +91,7 @@ def build_output(
                     "train_seconds": m.train_seconds,
                     "artifact_path": str(m.artifact_path) if m.artifact_path else None,
                     "artifact_sha256": m.artifact_sha256,
+                    "seed": m.seed,
                 }
                 for m in models
             ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.models import KERAS_BUILDERS, drift_predict, fit_drift, naive_predict
+from tasks.stacked import Member, fit_stacked
 from tasks.windows import Scaler, Windows
 
 
@@ -31,6 +31,7 @@ class TrainedModel:
     drift: float | None = None
     artifact_path: Path | None = None
     artifact_sha256: str | None = None
+    seed: int | None = None  # the initialisation's seed; None for the baselines
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Forecast the next close for each raw window in ``X`` ``(n, window)``."""
@@ -45,19 +46,6 @@ class TrainedModel:
             self.network(self.scaler.transform_X(X), training=False)
         )
         return self.scaler.inverse_y(scaled.reshape(-1), X)
-
-
-class _EpochLogger(keras.callbacks.Callback):
-    def __init__(self, report: Callable[[int, float], None], epochs: int) -> None:
-        super().__init__()
-        self.report = report
-        self.every = max(1, epochs // 6)
-        self.epochs = epochs
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        done = epoch + 1
-        if done % self.every == 0 or done == self.epochs:
-            self.report(done, float((logs or {}).get("loss", float("nan"))))
 
 
 def sha256_file(path: Path) -> str:
@@ -80,30 +68,6 @@ def load_network(path: Path, expected_sha256: str | None = None) -> keras.Model:
     return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
-def batches_per_epoch(n_samples: int, batch_size: int) -> int:
-    """Number of training batches in one epoch of ``n_samples`` (the last one may be short)."""
-    return max(1, math.ceil(n_samples / batch_size))
-
-
-def _fit_network(
-    network: keras.Model,
-    train: Windows,
-    scaler: Scaler,
-    epochs: int,
-    batch_size: int,
-    callbacks: list[keras.callbacks.Callback],
-) -> None:
-    network.fit(
-        scaler.transform_X(train.X),
-        scaler.transform_y(train.y, train.X),
-        epochs=epochs,
-        batch_size=batch_size,
-        shuffle=True,
-        verbose=0,
-        callbacks=callbacks,
-    )
-
-
 def fit_model(
     name: str,
     train: Windows,
@@ -115,7 +79,11 @@ def fit_model(
     artifact_dir: Path | None = None,
     report: Callable[[int, float], None] | None = None,
 ) -> TrainedModel:
-    """Fit model ``name`` on training windows; Keras models are saved under ``artifact_dir``."""
+    """Fit model ``name`` on training windows; Keras models are saved under ``artifact_dir``.
+
+    A network trains as a one-member stacked fit (the path the backtest uses for many
+    members) and is exported into the registry's plain Keras model, which is what is saved.
+    """
     started = time.perf_counter()
     if name == "naive":
         return TrainedModel(name, 0, 0, time.perf_counter() - started, scaler)
@@ -124,19 +92,21 @@ def fit_model(
         return TrainedModel(name, 1, 0, time.perf_counter() - started, scaler, drift=drift)
     if name not in KERAS_BUILDERS:
         raise ValueError(f"unknown model {name!r}")
-    keras.utils.set_random_seed(seed)
-    network = KERAS_BUILDERS[name](train.X.shape[1])
-    # One compiled call runs a whole epoch: the same batches and updates as one call per
-    # batch, without the Python round trip between steps (a quarter to a third of CPU fit time).
-    network.compile(
-        optimizer=keras.optimizers.Adam(),
-        loss="mse",
-        steps_per_execution=batches_per_epoch(len(train.y), batch_size),
+    member = Member(seed=seed, samples=len(train), scaler=scaler, label=f"seed {seed}")
+    stacked = fit_stacked(
+        name,
+        KERAS_BUILDERS[name],
+        train,
+        [member],
+        epochs=epochs,
+        batch_size=batch_size,
+        report=report,
     )
-    callbacks = [_EpochLogger(report, epochs)] if report else []
-    _fit_network(network, train, scaler, epochs, batch_size, callbacks)
+    network = stacked.export(0)
     seconds = time.perf_counter() - started
-    model = TrainedModel(name, network.count_params(), epochs, seconds, scaler, network=network)
+    model = TrainedModel(
+        name, network.count_params(), epochs, seconds, scaler, network=network, seed=seed
+    )
     if artifact_dir is not None:
         artifact_dir.mkdir(parents=True, exist_ok=True)
         path = artifact_dir / f"{name}.keras"
@@ -144,21 +114,6 @@ def fit_model(
         model.artifact_path = path
         model.artifact_sha256 = sha256_file(path)
     return model
-
-
-def continue_fit(
-    model: TrainedModel, train: Windows, scaler: Scaler, *, epochs: int, batch_size: int
-) -> TrainedModel:
-    """Warm start: train a fitted Keras model ``epochs`` more on ``train`` from its weights.
-
-    The network (and its optimizer state) is updated in place and shared with the result.
-    """
-    if model.network is None:
-        raise ValueError(f"{model.name} has no network to warm-start")
-    started = time.perf_counter()
-    _fit_network(model.network, train, scaler, epochs, batch_size, [])
-    seconds = time.perf_counter() - started
-    return TrainedModel(model.name, model.n_params, epochs, seconds, scaler, network=model.network)
 
 
 @task(name="train_model", task_run_name="train-{name}", cache_policy=NO_CACHE)

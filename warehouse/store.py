@@ -201,14 +201,22 @@ class RunOutput:
     source: str
     fetched_at: datetime
     prices: pd.DataFrame  # month, close
-    models: pd.DataFrame  # model, n_params, epochs, train_seconds, artifact_path, artifact_sha256
+    models: pd.DataFrame  # model, n_params, epochs, train_seconds, artifact_path/sha256, seed
     metrics: pd.DataFrame  # model, split, rmse, mae, mape, mase, theil_u2, directional_accuracy, n
     predictions: pd.DataFrame  # model, month, actual, predicted
     forecasts: pd.DataFrame  # model, target_month, horizon, point, lower/upper 80/95
 
 
 TABLE_COLUMNS: dict[str, list[str]] = {
-    "models": ["model", "n_params", "epochs", "train_seconds", "artifact_path", "artifact_sha256"],
+    "models": [
+        "model",
+        "n_params",
+        "epochs",
+        "train_seconds",
+        "artifact_path",
+        "artifact_sha256",
+        "seed",
+    ],
     "metrics": [
         "model",
         "split",
@@ -330,6 +338,7 @@ BACKTEST_TABLE_COLUMNS: dict[str, list[str]] = {
         "predicted",
         "train_seconds",
         "fit",
+        "seed",
     ],
     "metrics": TABLE_COLUMNS["metrics"],
     "comparisons": ["model", "baseline", "split", "dm_stat", "dm_pvalue", "n"],

@@ -38,9 +38,8 @@ def settings(source: str, warehouse: Path, **kw: object) -> Settings:
     options = {
         "models": "naive,drift,lstm",
         "origins": 4,
-        "refit_every": 2,
+        "chunk_size": 2,
         "epochs": 2,
-        "warm_epochs": 1,
         "download_attempts": 1,
         "timeout_seconds": 5,
     }
@@ -67,14 +66,19 @@ def test_backtest_writes_its_tables_and_artifact(http_server: LocalServer, tmp_p
     # 90 rows (1990-01 … 1997-06) → 78 samples; the origins forecast 1997-03 … 1997-06
     assert rows(
         warehouse,
-        "SELECT model, strftime(origin_month, '%Y-%m'), strftime(target_month, '%Y-%m'), fit"
-        " FROM backtest_predictions WHERE model = 'lstm' ORDER BY target_month",
+        "SELECT model, strftime(origin_month, '%Y-%m'), strftime(target_month, '%Y-%m'), fit,"
+        " seed FROM backtest_predictions WHERE model = 'lstm' ORDER BY target_month",
     ) == [
-        ("lstm", "1997-02", "1997-03", "scratch"),
-        ("lstm", "1997-03", "1997-04", "warm"),
-        ("lstm", "1997-04", "1997-05", "scratch"),
-        ("lstm", "1997-05", "1997-06", "warm"),
+        ("lstm", "1997-02", "1997-03", "scratch", 42),
+        ("lstm", "1997-03", "1997-04", "scratch", 42),
+        ("lstm", "1997-04", "1997-05", "scratch", 42),
+        ("lstm", "1997-05", "1997-06", "scratch", 42),
     ]
+    assert rows(
+        warehouse, "SELECT DISTINCT seed FROM backtest_predictions WHERE model = 'naive'"
+    ) == [(None,)]
+    # two chunks of two origins: two stacked fits, each task run named after its first month
+    assert rows(warehouse, "SELECT json_extract(params, '$.chunk_size') FROM runs") == [("2",)]
     assert rows(warehouse, "SELECT count(*) FROM backtest_predictions") == [(12,)]
     assert rows(warehouse, "SELECT DISTINCT split, n FROM metrics") == [("backtest", 4)]
     assert rows(warehouse, "SELECT model, baseline, split, n FROM comparisons ORDER BY model") == [
@@ -207,7 +211,7 @@ def test_thread_process_and_dask_runners_agree(
     address, cluster_log = dask_cluster
     url = http_server.serve("/s.csv", Route(body=to_csv_bytes(synthetic_prices(80, seed=6))))
     common = ["--source", url, "--models", "naive,drift,gru", "--origins", "4"]
-    common += ["--refit-every", "2", "--epochs", "3", "--warm-epochs", "1"]
+    common += ["--chunk-size", "2", "--epochs", "3"]
     results = {}
     for runner, extra in [
         ("thread", []),
@@ -251,7 +255,7 @@ def test_thread_process_and_dask_runners_agree(
     [
         (["--origins", "0"], "origins: Input should be greater than or equal to 1"),
         (["--origins", "-5"], "origins: Input should be greater than or equal to 1"),
-        (["--refit-every", "0"], "refit_every: Input should be greater than or equal to 1"),
+        (["--chunk-size", "0"], "chunk_size: Input should be greater than or equal to 1"),
         (["--dask-address", "tcp://127.0.0.1:1"], "--dask-address needs --task-runner dask"),
     ],
 )

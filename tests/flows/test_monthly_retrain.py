@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from flows.monthly_retrain import monthly_retrain
-from tasks.config import Settings
+from tasks.config import KERAS_MODELS, Settings
 from tests.conftest import LocalServer, Route, synthetic_prices, to_csv_bytes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -112,6 +112,8 @@ def test_real_data_over_http_reproduces_lesson_split(
         "lstm": 4897,
         "conv1d_lstm": 8993,
     }
+    seeds = dict(rows(warehouse, "SELECT model, seed FROM models"))
+    assert seeds == {"naive": None, "drift": None} | dict.fromkeys(KERAS_MODELS, 42)
     assert rows(
         warehouse, "SELECT n_rows, first_month::VARCHAR, last_month::VARCHAR FROM snapshots"
     ) == [(917, "1950-01-01", "2026-05-01")]

@@ -25,26 +25,19 @@ def windows_of(n: int = 60, seed: int = 3) -> Windows:
 
 
 def segment_run(segment, windows, **kw):
-    options = {
-        "scaling": "window",
-        "epochs": 2,
-        "warm_epochs": 1,
-        "warm_start": True,
-        "batch_size": 16,
-        "seed": 7,
-    }
+    options = {"scaling": "window", "epochs": 2, "batch_size": 16, "seed": 7}
     options.update(kw)
     return run_segment(segment, windows, **options)
 
 
 @pytest.mark.unit
 @pytest.mark.parametrize(
-    ("origins", "refit_every", "keras_segments"),
+    ("origins", "chunk_size", "keras_segments"),
     [(1, 1, [(47,)]), (4, 1, [(44,), (45,), (46,), (47,)]), (5, 2, [(43, 44), (45, 46), (47,)])],
 )
-def test_plan_cuts_keras_origins_into_refit_segments(origins, refit_every, keras_segments) -> None:
+def test_plan_cuts_keras_origins_into_chunks(origins, chunk_size, keras_segments) -> None:
     windows = windows_of()  # 60 rows → 48 samples
-    segments = plan_segments(windows, ("naive", "drift", "gru"), origins, refit_every)
+    segments = plan_segments(windows, ("naive", "drift", "gru"), origins, chunk_size)
     by_model = {m: [s.origins for s in segments if s.model == m] for m in ("naive", "drift", "gru")}
     assert by_model["gru"] == keras_segments
     every = tuple(range(48 - origins, 48))
@@ -54,50 +47,61 @@ def test_plan_cuts_keras_origins_into_refit_segments(origins, refit_every, keras
 
 @pytest.mark.unit
 @pytest.mark.parametrize(
-    ("origins", "message"),
-    [(0, "at least 1"), (-3, "at least 1"), (41, "at most 40 origins")],
+    ("origins", "chunk_size", "message"),
+    [
+        (0, 1, "--origins must be at least 1"),
+        (-3, 1, "--origins must be at least 1"),
+        (41, 1, "at most 40 origins"),
+        (3, 0, "--chunk-size must be at least 1"),
+    ],
 )
-def test_plan_rejects_impossible_origins(origins, message) -> None:
+def test_plan_rejects_impossible_origins(origins, chunk_size, message) -> None:
     windows = windows_of()
     assert max_origins(len(windows)) == 40
     with pytest.raises(PipelineError, match=message):
-        plan_segments(windows, ("naive",), origins, 1)
+        plan_segments(windows, ("naive",), origins, chunk_size)
 
 
-@pytest.mark.unit
-@pytest.mark.parametrize(
-    ("warm_start", "fits", "trained"),
-    [
-        (True, ["scratch", "warm", "warm"], [True, True, True]),
-        (False, ["scratch"] + ["reused"] * 2, [True, False, False]),
-    ],
-)
-def test_segment_fits_then_warm_starts_or_reuses(warm_start, fits, trained) -> None:
+@pytest.mark.slow
+def test_segment_fits_every_origin_from_scratch_in_one_stacked_fit() -> None:
     windows = windows_of()
     (segment,) = plan_segments(windows, ("lstm",), 3, 3)
-    frame = segment_run(segment, windows, warm_start=warm_start)
-    assert frame["fit"].tolist() == fits
-    assert (frame["train_seconds"] > 0).tolist() == trained
+    frame = segment_run(segment, windows)
+    assert frame["fit"].tolist() == ["scratch"] * 3
+    assert frame["seed"].tolist() == [7] * 3
+    assert (frame["train_seconds"] > 0).all()
+    assert frame["train_seconds"].nunique() == 1  # one fit's time, shared by its members
     assert frame["target_month"].tolist() == list(windows.months[-3:])
     assert (frame["origin_month"] == frame["target_month"] - pd.DateOffset(months=1)).all()
     np.testing.assert_array_equal(frame["actual"], windows.y[-3:])
+    assert np.isfinite(frame["predicted"]).all()
 
 
-@pytest.mark.unit
-@pytest.mark.parametrize("model", ["naive", "drift", "simple_rnn"])
+def tampered_from(frame: pd.DataFrame, month: pd.Timestamp) -> Windows:
+    """Windows of the series with every close from ``month`` on tripled."""
+    close = frame["close"].to_numpy().copy()
+    close[(pd.DatetimeIndex(frame["date"]) >= month)] *= 3.0
+    return make_windows(close, pd.DatetimeIndex(frame["date"]), 12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["naive", "drift", "simple_rnn", "gru", "lstm", "conv1d_lstm"])
 def test_forecast_at_an_origin_never_sees_its_target_or_later(model) -> None:
+    frame = synthetic_prices(60, seed=3)
     windows = windows_of()
-    (segment,) = plan_segments(windows, (model,), 1, 1)
-    origin = segment.origins[0]  # 47: fitted on samples 0..46, forecasts sample 47
-    assert origin == 47
-    # Everything from the target month on is replaced: the prediction must not move.
-    y = windows.y.copy()
-    y[origin:] *= 3.0
-    tampered = Windows(X=windows.X, y=y, months=windows.months)
+    (segment,) = plan_segments(windows, (model,), 3, 3)  # origins 45, 46, 47: one stacked fit
+    assert segment.origins == (45, 46, 47)
+    # Every price from origin 46's target month on is tripled: the forecasts of the origins
+    # up to 46 must not move, though their stacked fit shares batches with later months.
+    target = windows.months[46]
     honest = segment_run(segment, windows)
-    leaked = segment_run(segment, tampered)
-    assert leaked["predicted"].iloc[0] == pytest.approx(honest["predicted"].iloc[0], rel=1e-6)
-    assert leaked["actual"].iloc[0] == pytest.approx(3.0 * honest["actual"].iloc[0])
+    leaked = segment_run(segment, tampered_from(frame, target))
+    assert leaked["predicted"].iloc[:2].tolist() == pytest.approx(
+        honest["predicted"].iloc[:2].tolist(), rel=1e-6
+    )
+    assert leaked["actual"].iloc[1] == pytest.approx(3.0 * honest["actual"].iloc[1])
+    # the last origin saw a tripled month, so its forecast moves: the tampering is real
+    assert leaked["predicted"].iloc[2] != pytest.approx(honest["predicted"].iloc[2], rel=1e-3)
 
 
 @pytest.mark.unit

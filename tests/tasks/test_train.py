@@ -6,18 +6,8 @@ import pandas as pd
 import pytest
 
 from tasks.models import KERAS_BUILDERS
-from tasks.train import batches_per_epoch, continue_fit, fit_model
+from tasks.train import fit_model, load_network
 from tasks.windows import fit_scaler, make_windows, split_chronologically
-
-pytestmark = pytest.mark.unit
-
-
-@pytest.mark.parametrize(
-    ("n_samples", "batch_size", "expected"),
-    [(724, 32, 23), (64, 32, 2), (65, 32, 3), (5, 32, 1), (0, 32, 1)],
-)
-def test_batches_per_epoch(n_samples: int, batch_size: int, expected: int) -> None:
-    assert batches_per_epoch(n_samples, batch_size) == expected
 
 
 def _train_split():
@@ -27,13 +17,15 @@ def _train_split():
     return split_chronologically(windows, 0.2)  # 78 samples → 62 train: 4 batches of 16
 
 
-@pytest.mark.parametrize("name", ["gru", "conv1d_lstm"])
-def test_one_call_per_epoch_trains_like_one_call_per_batch(name: str) -> None:
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(KERAS_BUILDERS))
+def test_a_one_member_stacked_fit_trains_like_plain_keras(name: str) -> None:
+    """The monthly run's fit (stacked, G = 1, one call per epoch) matches a plain Keras fit."""
     train, test = _train_split()
     scaler = fit_scaler("window", train)
     model = fit_model(name, train, scaler, epochs=3, batch_size=16, seed=11)
     assert model.network is not None
-    assert model.network.steps_per_execution == 4
+    assert model.seed == 11
 
     keras.utils.set_random_seed(11)
     reference = KERAS_BUILDERS[name](12)
@@ -47,14 +39,30 @@ def test_one_call_per_epoch_trains_like_one_call_per_batch(name: str) -> None:
         verbose=0,
     )
     for ours, theirs in zip(model.network.get_weights(), reference.get_weights(), strict=True):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
     expected = np.asarray(reference(scaler.transform_X(test.X), training=False)).reshape(-1)
-    np.testing.assert_allclose(model.predict(test.X), scaler.inverse_y(expected, test.X), rtol=1e-5)
+    np.testing.assert_allclose(model.predict(test.X), scaler.inverse_y(expected, test.X), rtol=1e-4)
 
 
-def test_warm_start_of_a_baseline_is_refused() -> None:
-    train, _ = _train_split()
+@pytest.mark.slow
+def test_saved_network_is_a_plain_keras_model(tmp_path) -> None:
+    train, test = _train_split()
     scaler = fit_scaler("window", train)
-    naive = fit_model("naive", train, scaler, epochs=1, batch_size=16, seed=0)
-    with pytest.raises(ValueError, match="naive has no network"):
-        continue_fit(naive, train, scaler, epochs=1, batch_size=16)
+    model = fit_model("gru", train, scaler, epochs=1, batch_size=16, seed=3, artifact_dir=tmp_path)
+    assert model.artifact_path == tmp_path / "gru.keras"
+    loaded = load_network(model.artifact_path, model.artifact_sha256)
+    assert {type(layer).__module__.split(".")[0] for layer in loaded.layers} == {"keras"}
+    assert loaded.count_params() == model.n_params == 3905
+    X = scaler.transform_X(test.X)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded(X)),
+        keras.ops.convert_to_numpy(model.network(X)),
+        rtol=1e-6,
+    )
+
+
+@pytest.mark.unit
+def test_an_unknown_model_is_refused() -> None:
+    train, _ = _train_split()
+    with pytest.raises(ValueError, match="unknown model 'transformer'"):
+        fit_model("transformer", train, fit_scaler("window", train), epochs=1, batch_size=8, seed=0)

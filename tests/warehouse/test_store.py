@@ -32,6 +32,7 @@ def output(run_id: str, snapshot: str = "abc") -> store.RunOutput:
                     "train_seconds": 0.0,
                     "artifact_path": None,
                     "artifact_sha256": None,
+                    "seed": None,
                 }
             ]
         ),
@@ -193,6 +194,7 @@ def backtest_output(run_id: str, snapshot: str = "abc", dm_pvalue: float | None 
                 "predicted": [2.0, 2.5],
                 "train_seconds": [0.0, 0.1],
                 "fit": ["scratch", "scratch"],
+                "seed": [None, 42],
             }
         ),
         metrics=pd.concat(
@@ -247,7 +249,8 @@ def test_failed_backtest_write_leaves_nothing(tmp_path) -> None:
         assert count(path, table) == 0, table
 
 
-def test_migration_3_keeps_existing_runs_as_retrains(tmp_path) -> None:
+def test_later_migrations_keep_existing_runs(tmp_path) -> None:
+    """A warehouse at version 2 (before backtests and seeds) keeps its run through 3 and 4."""
     path = tmp_path / "w.duckdb"
     with duckdb.connect(str(path)) as con:
         con.execute(
@@ -257,10 +260,16 @@ def test_migration_3_keeps_existing_runs_as_retrains(tmp_path) -> None:
         for version, name, sql in store.migration_files()[:2]:
             con.execute(sql.read_text())
             con.execute("INSERT INTO schema_version VALUES (?, ?, now())", [version, name])
-    store.start_run(path, "old", None, PARAMS)
-    store.write_run(path, output("old"))
-    assert store.migrate(path) == store.migration_files()[-1][0] >= 3
+        con.execute(
+            "INSERT INTO runs (run_id, status, started_at, finished_at, params)"
+            " VALUES ('old', 'completed', now(), now(), '{}')"
+        )
+        con.execute("INSERT INTO models VALUES ('old', 'gru', 3905, 60, 8.0, 'm/gru.keras', 'ab')")
+        con.execute("INSERT INTO metrics VALUES ('old', 'gru', 'test', 1, 1, 1, 1, 1, 0, 1)")
+    assert store.migrate(path) == store.migration_files()[-1][0] >= 4
     _, rows = store.query(path, "SELECT run_id, kind FROM runs")
     assert rows == [("old", "retrain")]
     _, rows = store.query(path, "SELECT DISTINCT run_id FROM leaderboard")
     assert rows == [("old",)]
+    _, rows = store.query(path, "SELECT model, n_params, seed FROM models")
+    assert rows == [("gru", 3905, None)]
