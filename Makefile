@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' 2>> $(VENV)/pip.log || (cat $(VENV)/pip.log; exit 1)
 	$(BIN)/python benchmarks/accuracy.py
 	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/tuning.py
 	$(BIN)/python benchmarks/stacking.py
 	$(BIN)/python benchmarks/backtest.py
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import describe, where_ran
 
-from tasks.config import KERAS_MODELS
+from core.settings import KERAS_MODELS
 from tasks.evaluate import evaluate
 from tasks.train import fit_model
 from tasks.validate import parse_prices

@@ -64,6 +64,11 @@ def measure(command: list[str], env: dict[str, str]) -> tuple[str, float, float,
     return "\n".join(lines), float(seconds), int(rss_kb) / 1024, float(started)
 
 
+def last_json(output: str) -> dict[str, object]:
+    """The bare script's result: its last JSON line (TensorFlow's notices may follow it)."""
+    return json.loads(next(line for line in reversed(output.splitlines()) if line[:1] == "{"))
+
+
 def leaderboard(output: str) -> dict[str, float]:
     """Test RMSE per model from the leaderboard that ``sp500 run`` prints."""
     return {m[1]: float(m[2]) for m in re.finditer(r"^\d+\s+(\w+)\s+([\d.]+)", output, re.M)}
@@ -180,7 +185,7 @@ def main() -> None:
         for i in range(args.repeat):
             for runs, command in ((bare, script), (bare_epoch, [*script, "--one-call-per-epoch"])):
                 out, wall, rss, _ = measure(command, env)
-                runs.append({"wall": wall, "rss_mb": rss, **json.loads(out.splitlines()[-1])})
+                runs.append({"wall": wall, "rss_mb": rss, **last_json(out)})
             out, wall, rss, launched = measure(sp500, env)
             phase_seconds = phases(out, wall, launched)
             pipeline.append(

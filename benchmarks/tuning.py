@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import keras
@@ -19,8 +18,10 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import describe, where_ran
 
-from tasks.config import KERAS_MODELS
+from core.settings import KERAS_MODELS
 from tasks.models import KERAS_BUILDERS
 from tasks.validate import parse_prices
 from tasks.windows import Windows, WindowScaler, make_windows, split_chronologically
@@ -158,7 +159,7 @@ def main() -> None:
     chosen = summary.loc[summary["validation_rmse"].idxmin()]
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        **where_ran(),
         "seeds": seeds,
         "fit_samples": len(fit),
         "validation_samples": len(validation),
@@ -181,7 +182,8 @@ def main() -> None:
         f"Tuning on a validation tail of the training data ({len(fit)} fit / {len(validation)}"
         f" validation samples, targets {meta['validation_months'][0]} … "
         f"{meta['validation_months'][1]}); seeds {seeds}; mean test RMSE over seeds. "
-        f"Naive RMSE: validation {naive['validation']:.1f}, test {naive['test']:.1f}.",
+        f"Naive RMSE: validation {naive['validation']:.1f}, test {naive['test']:.1f}"
+        f" ({describe(meta)}).",
         "",
         "| variant | model | validation RMSE | test RMSE |",
         "|---|---|---:|---:|",

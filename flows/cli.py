@@ -17,8 +17,8 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from tasks.config import Settings
-from tasks.errors import PipelineError
+from core.errors import PipelineError
+from core.settings import Settings
 
 DEPLOYMENT_NAME = "monthly"
 
@@ -72,6 +72,11 @@ class _ExpectedErrorFilter(logging.Filter):
 def _install_log_filter() -> None:
     for name in ("prefect.task_runs", "prefect.flow_runs"):
         logging.getLogger(name).addFilter(_ExpectedErrorFilter())
+
+
+def _loading() -> None:
+    """Say what the next seconds are for: the first line is ours, not TensorFlow's."""
+    typer.echo("loading TensorFlow…", err=True)
 
 
 def run_tags(settings: Settings) -> list[str]:
@@ -165,6 +170,7 @@ def run(
     with _one_line_errors():
         check_writable(settings.warehouse)
     _quiet_prefect_ephemeral_server()
+    _loading()
     from prefect import tags  # noqa: PLC0415
 
     from flows.monthly_retrain import monthly_retrain  # noqa: PLC0415 (imports TensorFlow)
@@ -289,6 +295,7 @@ def backtest(
             found = check_dask_scheduler(settings.dask_address, settings.timeout_seconds)
             typer.echo(f"Dask scheduler {settings.dask_address}: {found} workers", err=True)
     _quiet_prefect_ephemeral_server()
+    _loading()
     from prefect import tags  # noqa: PLC0415
 
     from flows.monthly_backtest import make_task_runner, monthly_backtest  # noqa: PLC0415
@@ -383,6 +390,7 @@ def serve(
 
     with _one_line_errors():
         check_writable(settings.warehouse)
+    _loading()
     from prefect.deployments.runner import EntrypointType  # noqa: PLC0415
     from prefect.schedules import Cron  # noqa: PLC0415
 
@@ -414,6 +422,7 @@ def report(
     warehouse: WarehouseOption = None,
 ) -> None:
     """Print the leaderboard, forecasts and scorecard; write the forecast report PNG."""
+    _loading()
     from tasks.report import choose_champion, render_report  # noqa: PLC0415
     from warehouse.store import read_run_report  # noqa: PLC0415
 

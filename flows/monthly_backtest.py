@@ -8,20 +8,19 @@ from prefect.runtime import flow_run
 from prefect.states import Failed, State
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-from flows.monthly_retrain import new_run_id, rename_flow_run, untagged_task_runs
+from core.errors import PipelineError
+from core.settings import Settings
+from flows.common import new_run_id, rename_flow_run, untagged_task_runs
 from tasks.backtest import backtest_segment, plan_backtest, summarize_backtest
-from tasks.config import Settings
-from tasks.errors import PipelineError
 from tasks.ingest import download_csv
-from tasks.persist import migrate_warehouse, write_backtest
+from tasks.lifecycle import RunLifecycle, failure_message
 from tasks.report import backtest_table, publish_backtest
 from tasks.validate import validate_prices
 from tasks.windows import MIN_TRAIN_SAMPLES, make_windows_task
-from warehouse.lock import hold_run_lock
-from warehouse.store import BacktestOutput, utc_now
+from warehouse.store import BacktestOutput
 
-# The backtest writes once, at the end: wait this long for a monthly run holding the lock
-# rather than throw away an hour of fitting.
+# A backtest holds the run lock while it fits: wait this long for a monthly run holding it
+# rather than give up.
 LOCK_WAIT_SECONDS = 900.0
 
 
@@ -58,24 +57,36 @@ def make_task_runner(settings: Settings) -> TaskRunner:
 def monthly_backtest(settings: Settings) -> BacktestSummary | State:
     """Refit every model at each of the last N months on data before it, and score the forecasts.
 
-    Nothing is written unless the whole backtest finishes: then one transaction stores it.
+    Bad data or impossible options fail before anything is written. The fits run inside the
+    run's lifecycle (lock, ``running`` row), and one transaction stores the results.
     """
-    with untagged_task_runs():
-        return _backtest(settings)
-
-
-def _backtest(settings: Settings) -> BacktestSummary | State:
-    logger = get_run_logger()
     run_id = new_run_id()
-    started_at = utc_now()
     try:
-        download = download_csv(settings)
-        prices = validate_prices(
-            download.content, settings, settings.window + MIN_TRAIN_SAMPLES + 1
-        )
-        windows = make_windows_task(prices, settings.window)
-        segments = plan_backtest(windows, settings)
-        rename_flow_run(f"backtest-{prices['month'].iloc[-1]:%Y-%m}")
+        with untagged_task_runs():
+            return _backtest(settings, run_id)
+    except PipelineError as exc:  # WarehouseError included; the lifecycle has recorded it
+        return Failed(message=str(exc))
+    except Exception as exc:
+        get_run_logger().exception("unexpected error in backtest %s", run_id)
+        return Failed(message=failure_message(exc))
+
+
+def _backtest(settings: Settings, run_id: str) -> BacktestSummary:
+    logger = get_run_logger()
+    download = download_csv(settings)
+    prices = validate_prices(download.content, settings, settings.window + MIN_TRAIN_SAMPLES + 1)
+    windows = make_windows_task(prices, settings.window)
+    segments = plan_backtest(windows, settings)
+    rename_flow_run(f"backtest-{prices['month'].iloc[-1]:%Y-%m}")
+    with RunLifecycle(
+        settings.warehouse,
+        settings.models_dir,
+        run_id,
+        kind="backtest",
+        params=settings.backtest_params(),
+        flow_run_id=flow_run.get_id(),
+        wait_seconds=max(settings.wait_seconds, LOCK_WAIT_SECONDS),
+    ) as run:
         futures = [
             backtest_segment.submit(
                 segment,
@@ -88,26 +99,18 @@ def _backtest(settings: Settings) -> BacktestSummary | State:
             for segment in segments
         ]
         results = summarize_backtest([f.result() for f in futures], windows)
-        output = BacktestOutput(
-            run_id=run_id,
-            flow_run_id=flow_run.get_id(),
-            started_at=started_at,
-            params=settings.backtest_params(),
-            snapshot_id=download.sha256,
-            source=download.source,
-            fetched_at=download.fetched_at,
-            prices=prices[["month", "close"]],
-            predictions=results.predictions,
-            metrics=results.metrics,
-            comparisons=results.comparisons,
+        run.commit(
+            BacktestOutput(
+                run_id=run_id,
+                snapshot_id=download.sha256,
+                source=download.source,
+                fetched_at=download.fetched_at,
+                prices=prices[["month", "close"]],
+                predictions=results.predictions,
+                metrics=results.metrics,
+                comparisons=results.comparisons,
+            )
         )
-        with hold_run_lock(
-            settings.warehouse, run_id, max(settings.wait_seconds, LOCK_WAIT_SECONDS)
-        ):
-            migrate_warehouse(settings.warehouse)
-            write_backtest(settings.warehouse, output)
-    except PipelineError as exc:  # WarehouseError included
-        return Failed(message=str(exc))
 
     table = backtest_table(results.metrics, results.comparisons, results.predictions)
     targets = results.predictions["target_month"]

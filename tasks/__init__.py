@@ -2,6 +2,9 @@
 
 import os
 
-# Quiet TensorFlow's C++ start-up chatter before anything imports it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from core.quiet import import_tensorflow_quietly
+
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# Every process that runs a task (the CLI's, process-pool and Dask workers) imports this
+# package first: TensorFlow comes in here, without its C++ start-up notices.
+import_tensorflow_quietly()

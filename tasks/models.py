@@ -1,13 +1,21 @@
-"""Model registry: each model name maps to a builder (two baselines, four Keras networks)."""
+"""Model registry: every model behind one small interface (fit, predict, save).
+
+Two baselines (``naive``, ``drift``) and four Keras networks. A network's registry entry
+also carries its builder, which is what lets it train as a member of a stacked fit.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import keras
 import numpy as np
 
-from tasks.windows import Windows
+from tasks.stacked import Member, fit_stacked
+from tasks.windows import Scaler, Windows
 
 KerasBuilder = Callable[[int], keras.Model]
 
@@ -66,3 +74,143 @@ def fit_drift(train: Windows) -> float:
 def drift_predict(X: np.ndarray, mean_log_return: float) -> np.ndarray:
     """Last value times ``exp(mean train monthly log return)``."""
     return naive_predict(X) * np.exp(mean_log_return)
+
+
+class Forecaster(Protocol):
+    """A fitted model: price forecasts from raw windows, and what the warehouse records."""
+
+    n_params: int
+    epochs: int
+    seed: int | None  # the initialisation's seed; None when nothing is random
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Forecast the next close for each raw window in ``X`` ``(n, window)``."""
+        ...
+
+    def save(self, path: Path) -> bool:
+        """Write the fitted model to ``path`` (``.keras``); False if it has nothing to save."""
+        ...
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How to fit: the training knobs every model is offered (baselines ignore them)."""
+
+    epochs: int
+    batch_size: int
+    seed: int
+    report: Callable[[int, float], None] | None = None
+
+
+@dataclass(frozen=True)
+class LastValue:
+    """``naive``: next month's close is this month's."""
+
+    n_params: int = 0
+    epochs: int = 0
+    seed: int | None = None
+
+    def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: D102
+        return naive_predict(X)
+
+    def save(self, path: Path) -> bool:  # noqa: D102
+        return False
+
+
+@dataclass(frozen=True)
+class Drift:
+    """``drift``: the last close times exp(mean monthly log return of the training data)."""
+
+    mean_log_return: float
+    n_params: int = 1
+    epochs: int = 0
+    seed: int | None = None
+
+    def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: D102
+        return drift_predict(X, self.mean_log_return)
+
+    def save(self, path: Path) -> bool:  # noqa: D102
+        return False
+
+
+@dataclass(frozen=True)
+class Network:
+    """A fitted registry network with the scaler of its training data."""
+
+    network: keras.Model
+    scaler: Scaler
+    epochs: int
+    seed: int
+
+    @property
+    def n_params(self) -> int:
+        """Trainable and other weights of the plain Keras model."""
+        return self.network.count_params()
+
+    def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: D102
+        # A direct call runs eagerly: no per-shape tf.function retracing for small batches.
+        scaled = keras.ops.convert_to_numpy(
+            self.network(self.scaler.transform_X(X), training=False)
+        )
+        return self.scaler.inverse_y(scaled.reshape(-1), X)
+
+    def save(self, path: Path) -> bool:  # noqa: D102
+        self.network.save(path)
+        return True
+
+
+def _fit_naive(train: Windows, scaler: Scaler, options: FitOptions) -> Forecaster:
+    return LastValue()
+
+
+def _fit_drift(train: Windows, scaler: Scaler, options: FitOptions) -> Forecaster:
+    return Drift(fit_drift(train))
+
+
+def _network_fitter(name: str, builder: KerasBuilder) -> Callable[..., Forecaster]:
+    def fit(train: Windows, scaler: Scaler, options: FitOptions) -> Forecaster:
+        # one member of the stacked path the backtest uses, exported to the plain network
+        member = Member(options.seed, len(train), scaler, f"seed {options.seed}")
+        stacked = fit_stacked(
+            name,
+            builder,
+            train,
+            [member],
+            epochs=options.epochs,
+            batch_size=options.batch_size,
+            report=options.report,
+        )
+        return Network(stacked.export(0), scaler, options.epochs, options.seed)
+
+    return fit
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registry entry: how to fit the model, and for networks the builder that stacks."""
+
+    name: str
+    fit: Callable[[Windows, Scaler, FitOptions], Forecaster]
+    builder: KerasBuilder | None = None  # None: a baseline, cheap enough to fit one by one
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    "naive": ModelSpec("naive", _fit_naive),
+    "drift": ModelSpec("drift", _fit_drift),
+    **{
+        name: ModelSpec(name, _network_fitter(name, builder), builder)
+        for name, builder in KERAS_BUILDERS.items()
+    },
+}
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The registry entry of ``name``.
+
+    Raises:
+        ValueError: no such model.
+    """
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}") from None

@@ -36,10 +36,10 @@ def recover_crashed_runs(path: Path, models_dir: Path, run_id: str) -> list[str]
 
 @task(name="record_run_start", cache_policy=NO_CACHE)
 def record_run_start(
-    path: Path, run_id: str, flow_run_id: str | None, params: dict[str, object]
+    path: Path, run_id: str, flow_run_id: str | None, params: dict[str, object], kind: str
 ) -> None:
     """Insert the ``running`` row before anything else is written."""
-    store.start_run(path, run_id, flow_run_id, params)
+    store.start_run(path, run_id, flow_run_id, params, kind)
 
 
 @task(name="find_unchanged_run", cache_policy=NO_CACHE)

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tasks.errors import PipelineError
+from core.errors import PipelineError
 from tasks.windows import Scaler, Windows
 
 

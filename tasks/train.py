@@ -13,8 +13,7 @@ import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.models import KERAS_BUILDERS, drift_predict, fit_drift, naive_predict
-from tasks.stacked import Member, fit_stacked
+from tasks.models import FitOptions, Forecaster, model_spec
 from tasks.windows import Scaler, Windows
 
 
@@ -23,29 +22,29 @@ class TrainedModel:
     """A fitted model with what the warehouse records about it; ``predict`` returns prices."""
 
     name: str
-    n_params: int
-    epochs: int
+    forecaster: Forecaster
     train_seconds: float
-    scaler: Scaler
-    network: keras.Model | None = None
-    drift: float | None = None
     artifact_path: Path | None = None
     artifact_sha256: str | None = None
-    seed: int | None = None  # the initialisation's seed; None for the baselines
+
+    @property
+    def n_params(self) -> int:
+        """Parameters of one fitted model (0 for naive, 1 for drift)."""
+        return self.forecaster.n_params
+
+    @property
+    def epochs(self) -> int:
+        """Training epochs (0 for the baselines)."""
+        return self.forecaster.epochs
+
+    @property
+    def seed(self) -> int | None:
+        """The initialisation's seed; None for the baselines."""
+        return self.forecaster.seed
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Forecast the next close for each raw window in ``X`` ``(n, window)``."""
-        if self.name == "naive":
-            return naive_predict(X)
-        if self.name == "drift":
-            assert self.drift is not None
-            return drift_predict(X, self.drift)
-        assert self.network is not None
-        # A direct call runs eagerly: no per-shape tf.function retracing for small batches.
-        scaled = keras.ops.convert_to_numpy(
-            self.network(self.scaler.transform_X(X), training=False)
-        )
-        return self.scaler.inverse_y(scaled.reshape(-1), X)
+        return self.forecaster.predict(X)
 
 
 def sha256_file(path: Path) -> str:
@@ -79,40 +78,21 @@ def fit_model(
     artifact_dir: Path | None = None,
     report: Callable[[int, float], None] | None = None,
 ) -> TrainedModel:
-    """Fit model ``name`` on training windows; Keras models are saved under ``artifact_dir``.
+    """Fit model ``name`` on training windows; what it can save goes to ``artifact_dir``.
 
-    A network trains as a one-member stacked fit (the path the backtest uses for many
-    members) and is exported into the registry's plain Keras model, which is what is saved.
+    Raises:
+        ValueError: ``name`` is not in the registry.
     """
+    spec = model_spec(name)
     started = time.perf_counter()
-    if name == "naive":
-        return TrainedModel(name, 0, 0, time.perf_counter() - started, scaler)
-    if name == "drift":
-        drift = fit_drift(train)
-        return TrainedModel(name, 1, 0, time.perf_counter() - started, scaler, drift=drift)
-    if name not in KERAS_BUILDERS:
-        raise ValueError(f"unknown model {name!r}")
-    member = Member(seed=seed, samples=len(train), scaler=scaler, label=f"seed {seed}")
-    stacked = fit_stacked(
-        name,
-        KERAS_BUILDERS[name],
-        train,
-        [member],
-        epochs=epochs,
-        batch_size=batch_size,
-        report=report,
-    )
-    network = stacked.export(0)
-    seconds = time.perf_counter() - started
-    model = TrainedModel(
-        name, network.count_params(), epochs, seconds, scaler, network=network, seed=seed
-    )
+    forecaster = spec.fit(train, scaler, FitOptions(epochs, batch_size, seed, report))
+    model = TrainedModel(name, forecaster, time.perf_counter() - started)
     if artifact_dir is not None:
         artifact_dir.mkdir(parents=True, exist_ok=True)
         path = artifact_dir / f"{name}.keras"
-        network.save(path)
-        model.artifact_path = path
-        model.artifact_sha256 = sha256_file(path)
+        if forecaster.save(path):
+            model.artifact_path = path
+            model.artifact_sha256 = sha256_file(path)
     return model
 
 

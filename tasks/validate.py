@@ -11,9 +11,9 @@ import pandera.pandas as pa
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from core.errors import ValidationFailed
+from core.settings import Settings
 from schemas.prices import CHECK_DESCRIPTIONS, prices_schema
-from tasks.config import Settings
-from tasks.errors import ValidationFailed
 
 FAILURE_COLUMNS = ["check_name", "column_name", "failure_case", "row_index"]
 MAX_STORED_FAILURES = 10_000

@@ -240,3 +240,14 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
     finally:
         stop_process_group(server, signal.SIGTERM)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """One temporary Prefect API (its own SQLite database) for the tests that run tasks."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    # the harness's server is a subprocess: keep its offline telemetry attempts quiet
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tasks.errors import WarehouseError
+from core.errors import WarehouseError
 
 
 def lock_path(warehouse: Path) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from tasks.errors import WarehouseError
+from core.errors import WarehouseError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -50,20 +50,21 @@ LATEST_COMPLETED_RUN = (
 
 @contextmanager
 def connect(
-    path: Path, *, read_only: bool = False, busy_seconds: float = BUSY_SECONDS
+    path: Path, *, read_only: bool = False, busy_seconds: float | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse; DuckDB's lock and I/O errors become one-line WarehouseErrors.
 
     DuckDB lets one process write at a time, and a writer also shuts readers out. Runs and
     queries keep their connections short, so a lock conflict is retried for up to
-    ``busy_seconds`` before it is reported as busy.
+    ``busy_seconds`` (default: the module's ``BUSY_SECONDS``, read at call time so tests can
+    shorten it) before it is reported as busy.
     """
     path = Path(path)
     if read_only and not path.exists():
         raise WarehouseError(f"no warehouse at {path}; run `sp500 run` first")
     if not read_only:
         check_writable(path)
-    deadline = time.monotonic() + busy_seconds
+    deadline = time.monotonic() + (BUSY_SECONDS if busy_seconds is None else busy_seconds)
     while True:
         try:
             con = duckdb.connect(str(path), read_only=read_only)
@@ -124,13 +125,19 @@ def migrate(path: Path) -> int:
         return int(con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0])
 
 
-def start_run(path: Path, run_id: str, flow_run_id: str | None, params: dict[str, object]) -> None:
-    """Insert the run's row with status ``running``."""
+def start_run(
+    path: Path,
+    run_id: str,
+    flow_run_id: str | None,
+    params: dict[str, object],
+    kind: str = "retrain",
+) -> None:
+    """Insert the run's row with status ``running`` (``kind``: ``retrain`` or ``backtest``)."""
     with connect(path) as con:
         con.execute(
-            "INSERT INTO runs (run_id, flow_run_id, status, started_at, params)"
-            " VALUES (?, ?, 'running', ?, ?)",
-            [run_id, flow_run_id, utc_now(), json.dumps(params, sort_keys=True)],
+            "INSERT INTO runs (run_id, flow_run_id, status, started_at, params, kind)"
+            " VALUES (?, ?, 'running', ?, ?, ?)",
+            [run_id, flow_run_id, utc_now(), json.dumps(params, sort_keys=True), kind],
         )
 
 
@@ -297,19 +304,23 @@ def _insert_snapshot(
         con.unregister("incoming")
 
 
+def _complete_run(con: duckdb.DuckDBPyConnection, run_id: str, snapshot_id: str) -> None:
+    updated = con.execute(
+        "UPDATE runs SET status = 'completed', finished_at = ?, snapshot_id = ?, error = NULL"
+        " WHERE run_id = ? AND status = 'running' RETURNING run_id",
+        [utc_now(), snapshot_id, run_id],
+    ).fetchall()
+    if not updated:
+        raise WarehouseError(f"run {run_id} is not running any more; nothing written")
+
+
 def write_run(path: Path, output: RunOutput) -> None:
     """Write a completed run's snapshot, results and status in one transaction."""
     with connect(path) as con, transaction(con):
         _insert_snapshot(con, output.snapshot_id, output.source, output.fetched_at, output.prices)
         for table, columns in TABLE_COLUMNS.items():
             _insert_frame(con, table, output.run_id, getattr(output, table), columns)
-        updated = con.execute(
-            "UPDATE runs SET status = 'completed', finished_at = ?, snapshot_id = ?, error = NULL"
-            " WHERE run_id = ? AND status = 'running' RETURNING run_id",
-            [utc_now(), output.snapshot_id, output.run_id],
-        ).fetchall()
-        if not updated:
-            raise WarehouseError(f"run {output.run_id} is not running any more; nothing written")
+        _complete_run(con, output.run_id, output.snapshot_id)
 
 
 @dataclass(frozen=True)
@@ -317,9 +328,6 @@ class BacktestOutput:
     """Everything one completed backtest writes, as frames without the run_id column."""
 
     run_id: str
-    flow_run_id: str | None
-    started_at: datetime
-    params: dict[str, object]
     snapshot_id: str
     source: str
     fetched_at: datetime
@@ -346,7 +354,7 @@ BACKTEST_TABLE_COLUMNS: dict[str, list[str]] = {
 
 
 def write_backtest(path: Path, output: BacktestOutput) -> None:
-    """Write a finished backtest (its completed runs row included) in one transaction."""
+    """Write a finished backtest's results and mark its ``running`` row completed, at once."""
     frames = {
         "backtest_predictions": output.predictions,
         "metrics": output.metrics,
@@ -354,20 +362,9 @@ def write_backtest(path: Path, output: BacktestOutput) -> None:
     }
     with connect(path) as con, transaction(con):
         _insert_snapshot(con, output.snapshot_id, output.source, output.fetched_at, output.prices)
-        con.execute(
-            "INSERT INTO runs (run_id, flow_run_id, status, started_at, finished_at, snapshot_id,"
-            " params, kind) VALUES (?, ?, 'completed', ?, ?, ?, ?, 'backtest')",
-            [
-                output.run_id,
-                output.flow_run_id,
-                output.started_at,
-                utc_now(),
-                output.snapshot_id,
-                json.dumps(output.params, sort_keys=True),
-            ],
-        )
         for table, columns in BACKTEST_TABLE_COLUMNS.items():
             _insert_frame(con, table, output.run_id, frames[table], columns)
+        _complete_run(con, output.run_id, output.snapshot_id)
 
 
 def query(

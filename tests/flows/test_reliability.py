@@ -21,17 +21,17 @@ from tests.conftest import LocalServer, Route, duckdb_writer, synthetic_prices, 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SP500 = Path(sys.executable).with_name("sp500")
-RESULT_TABLES = ("models", "metrics", "predictions", "forecasts")
+RESULT_TABLES = ("models", "metrics", "predictions", "forecasts", "backtest_predictions")
 
 
 class Run:
-    """An ``sp500 run`` subprocess whose output lines are watched as they arrive."""
+    """An ``sp500 run`` (or other command) subprocess whose output lines are watched."""
 
-    def __init__(self, env: dict[str, str], *args: str) -> None:
+    def __init__(self, env: dict[str, str], *args: str, command: str = "run") -> None:
         self.lines: list[str] = []
         self.events: queue.Queue[str] = queue.Queue()
         self.process = subprocess.Popen(
-            [str(SP500), "run", *args],
+            [str(SP500), command, *args],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -78,7 +78,9 @@ def consistency(warehouse: Path) -> dict[str, object]:
             assert orphans == 0, f"{table} has rows of a run that is not completed"
         completed = [
             r
-            for (r,) in con.execute("SELECT run_id FROM runs WHERE status = 'completed'").fetchall()
+            for (r,) in con.execute(
+                "SELECT run_id FROM runs WHERE status = 'completed' AND kind = 'retrain'"
+            ).fetchall()
         ]
         for run_id in completed:
             (n_models,) = one("SELECT count(*) FROM models WHERE run_id = ?", run_id)
@@ -104,13 +106,27 @@ def consistency(warehouse: Path) -> dict[str, object]:
     return {"statuses": statuses, "latest_forecasts": forecasts, "completed": completed}
 
 
+BACKTEST = ["--origins", "3", "--models", "naive,simple_rnn", "--epochs", "40"]
 PHASES = {
-    # phase: (source route, extra args, line that starts the phase, delay range in seconds)
-    "download": ("/drip.csv", [], "record_run_start", (0.2, 1.5)),
-    "training": ("/fast.csv", ["--epochs", "40"], "simple_rnn (model 3/3): training", (0.0, 2.0)),
-    "writing": ("/fast.csv", [], "writing run", (0.0, 0.03)),
+    # phase: (command, source route, extra args, line that starts the phase, delay range in s)
+    "download": ("run", "/drip.csv", [], "record_run_start", (0.2, 1.5)),
+    "training": (
+        "run",
+        "/fast.csv",
+        ["--epochs", "40"],
+        "simple_rnn (model 3/3): training",
+        (0.0, 2.0),
+    ),
+    "writing": ("run", "/fast.csv", [], "writing run", (0.0, 0.03)),
+    "backtest": (
+        "backtest",
+        "/fast.csv",
+        [*BACKTEST, "--task-runner", "thread"],
+        "backtest-naive-from",
+        (0.0, 1.5),
+    ),
 }
-KILLS_PER_PHASE = 7
+KILLS_PER_PHASE = 3
 
 
 def test_sigkill_at_random_moments_loses_nothing(
@@ -136,8 +152,9 @@ def test_sigkill_at_random_moments_loses_nothing(
     schedule = [phase for phase in PHASES for _ in range(KILLS_PER_PHASE)]
     rng.shuffle(schedule)
     for phase in schedule:
-        route, extra, trigger, (low, high) = PHASES[phase]
-        run = Run(env, "--source", http_server.base_url + route, "--force", *extra)
+        command, route, extra, trigger, (low, high) = PHASES[phase]
+        force = ["--force"] if command == "run" else []
+        run = Run(env, "--source", http_server.base_url + route, *force, *extra, command=command)
         reached = run.wait_for(trigger)
         time.sleep(rng.uniform(low, high))
         if run.process.poll() is None:
@@ -170,7 +187,8 @@ def test_sigkill_at_random_moments_loses_nothing(
     assert all(e.startswith("crashed:") for e in errors)
     assert len(errors) == sum(v for k, v in outcomes.items() if k.endswith("killed"))
     assert live_dirs <= completed  # no saved models left behind by dead runs
-    assert sum(outcomes.values()) == len(schedule) >= 20
+    assert sum(outcomes.values()) == len(schedule) >= 12
+    assert {k.split(":")[0] for k in outcomes if k.endswith("killed")} == set(PHASES)
     report = tmp_path.parent / "kill-loop-outcomes.json"
     report.write_text(json.dumps(dict(sorted(outcomes.items())), indent=2))
     print(json.dumps(dict(sorted(outcomes.items()))))  # noqa: T201 (shown with -s / in CI logs)

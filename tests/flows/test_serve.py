@@ -80,33 +80,45 @@ async def _artifact_keys(client, flow_run_id) -> dict[str, object]:
     return {a.key: a.id for a in artifacts if a.key}
 
 
-def _screenshot(url: str, path: Path) -> str | None:
-    """Open ``url`` in headless Chromium, save a PNG, return the rendered DOM (None: no browser)."""
+def _screenshot(url: str, path: Path, wait_for: str) -> str | None:
+    """Open ``url`` in headless Chromium, wait until ``wait_for`` is rendered, save a PNG.
+
+    The picture and the returned DOM come from the same rendered page, so a picture taken
+    before the page filled in cannot pass. None: no Chromium or chromedriver here.
+    """
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
+    driver_path = shutil.which("chromedriver")
+    if browser is None or driver_path is None:
         return None
-    flags = [
-        browser,
-        "--headless",
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in (
+        "--headless=new",
         "--no-sandbox",
         "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        "--disable-dev-shm-usage",
         "--hide-scrollbars",
         "--window-size=1440,1000",
-        "--virtual-time-budget=20000",
-        f"--user-data-dir={path.parent / 'profile'}",
-    ]
-    subprocess.run(
-        [*flags, f"--screenshot={path}", url], capture_output=True, timeout=120, check=False
-    )
-    dom = subprocess.run(
-        [*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=False
-    )
-    return dom.stdout
+        "--disable-background-networking",
+        "--disable-component-update",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        driver.get(url)
+        WebDriverWait(driver, 60).until(
+            lambda d: wait_for in d.find_element(By.TAG_NAME, "body").text
+        )
+        time.sleep(1.0)  # let the layout settle after the text arrives
+        driver.save_screenshot(str(path))
+        return driver.page_source
+    finally:
+        driver.quit()
 
 
 def test_serve_schedules_and_runs_with_artifacts(
@@ -176,13 +188,14 @@ def test_serve_schedules_and_runs_with_artifacts(
 
     # what a person sees: the flow-run page and the artifact page in headless Chromium
     ui = env["PREFECT_API_URL"].removesuffix("/api")
-    dom = _screenshot(f"{ui}/runs/flow-run/{run.id}", tmp_path / "flow-run.png")
+    dom = _screenshot(f"{ui}/runs/flow-run/{run.id}", tmp_path / "flow-run.png", "train-lstm")
     if dom is None:
         pytest.skip("no chromium on this machine (tests/setup_browser.sh installs it)")
     assert "retrain-2000-10" in dom
     assert (tmp_path / "flow-run.png").stat().st_size > 20_000
+    # the artifact's markdown body must have rendered in the very page that was pictured
     artifact = f"{ui}/artifacts/artifact/{keys['sp500-forecast']}"
-    dom = _screenshot(artifact, tmp_path / "artifact.png")
+    dom = _screenshot(artifact, tmp_path / "artifact.png", "Champion")
     assert "Champion" in dom and "S&amp;P 500 forecast for 2000-11" in dom
     if os.environ.get("SP500_SAVE_SCREENSHOTS"):  # refreshes the pictures in the README
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from core.errors import PipelineError
 from tasks.backtest import (
     diebold_mariano,
     max_origins,
@@ -14,7 +15,6 @@ from tasks.backtest import (
     run_segment,
     summarize_backtest,
 )
-from tasks.errors import PipelineError
 from tasks.windows import Windows, make_windows
 from tests.conftest import synthetic_prices
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.errors import SourceError, ValidationFailed
+from core.errors import SourceError, ValidationFailed
 from tasks.ingest import fetch_source
 from tasks.validate import parse_prices
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tasks.errors import SourceError
+from core.errors import SourceError
 from tasks.ingest import fetch_source
 from tests.conftest import LocalServer, Route
 

@@ -8,9 +8,8 @@ from tasks.models import KERAS_BUILDERS, drift_predict, fit_drift, naive_predict
 from tasks.train import fit_model
 from tasks.windows import fit_scaler, make_windows, split_chronologically
 
-pytestmark = pytest.mark.unit
 
-
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("name", "n_params"),
     [("simple_rnn", 1633), ("gru", 3905), ("lstm", 4897), ("conv1d_lstm", 8993)],
@@ -19,6 +18,7 @@ def test_parameter_counts_match_the_lesson(name: str, n_params: int) -> None:
     assert KERAS_BUILDERS[name](12).count_params() == n_params
 
 
+@pytest.mark.unit
 def test_conv_layer_is_causal() -> None:
     network = KERAS_BUILDERS["conv1d_lstm"](12)
     conv = network.get_layer("causal_conv")
@@ -30,6 +30,7 @@ def test_conv_layer_is_causal() -> None:
     assert not np.allclose(before[0, 7:], after[0, 7:])
 
 
+@pytest.mark.unit
 def test_baselines() -> None:
     X = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 8.0]])
     np.testing.assert_array_equal(naive_predict(X), [3.0, 8.0])
@@ -61,6 +62,7 @@ def test_future_values_do_not_leak_into_earlier_predictions(name: str) -> None:
     assert not np.allclose(before[upto + 1 :], after[upto + 1 :])
 
 
+@pytest.mark.unit
 def test_drift_is_mean_train_log_return() -> None:
     close = np.array([100.0 * 1.01**i for i in range(40)])
     months = pd.date_range("2000-01-01", periods=40, freq="MS")
@@ -68,6 +70,7 @@ def test_drift_is_mean_train_log_return() -> None:
     assert fit_drift(train) == pytest.approx(np.log(1.01))
 
 
+@pytest.mark.unit
 def test_unknown_model_is_rejected() -> None:
     close = np.linspace(100, 200, 40)
     months = pd.date_range("2000-01-01", periods=40, freq="MS")
@@ -76,23 +79,7 @@ def test_unknown_model_is_rejected() -> None:
         fit_model("prophet", train, fit_scaler("window", train), epochs=1, batch_size=8, seed=0)
 
 
-def test_saved_model_reloads_in_safe_mode_with_same_predictions(tmp_path) -> None:
-    from tasks.train import load_network
-
-    close = 100 * np.exp(np.cumsum(np.random.default_rng(2).normal(0.005, 0.04, 60)))
-    months = pd.date_range("2000-01-01", periods=60, freq="MS")
-    train, test = split_chronologically(make_windows(close, months, 12), 0.2)
-    scaler = fit_scaler("window", train)
-    model = fit_model("gru", train, scaler, epochs=1, batch_size=16, seed=1, artifact_dir=tmp_path)
-    assert model.artifact_path == tmp_path / "gru.keras"
-    network = load_network(model.artifact_path, model.artifact_sha256)
-    inputs = scaler.transform_X(test.X)
-    np.testing.assert_allclose(np.asarray(network(inputs)), np.asarray(model.network(inputs)))
-    model.artifact_path.write_bytes(model.artifact_path.read_bytes() + b"tampered")
-    with pytest.raises(ValueError, match="sha256"):
-        load_network(model.artifact_path, model.artifact_sha256)
-
-
+@pytest.mark.unit
 def test_a_lambda_layer_is_refused_in_safe_mode(tmp_path) -> None:
     import keras
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.errors import PipelineError
+from core.errors import PipelineError
 from tasks.models import KERAS_BUILDERS
 from tasks.stacked import (
     Member,

@@ -24,7 +24,7 @@ def test_a_one_member_stacked_fit_trains_like_plain_keras(name: str) -> None:
     train, test = _train_split()
     scaler = fit_scaler("window", train)
     model = fit_model(name, train, scaler, epochs=3, batch_size=16, seed=11)
-    assert model.network is not None
+    assert model.forecaster.network is not None
     assert model.seed == 11
 
     keras.utils.set_random_seed(11)
@@ -38,7 +38,9 @@ def test_a_one_member_stacked_fit_trains_like_plain_keras(name: str) -> None:
         shuffle=True,
         verbose=0,
     )
-    for ours, theirs in zip(model.network.get_weights(), reference.get_weights(), strict=True):
+    for ours, theirs in zip(
+        model.forecaster.network.get_weights(), reference.get_weights(), strict=True
+    ):
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
     expected = np.asarray(reference(scaler.transform_X(test.X), training=False)).reshape(-1)
     np.testing.assert_allclose(model.predict(test.X), scaler.inverse_y(expected, test.X), rtol=1e-4)
@@ -56,13 +58,9 @@ def test_saved_network_is_a_plain_keras_model(tmp_path) -> None:
     X = scaler.transform_X(test.X)
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(loaded(X)),
-        keras.ops.convert_to_numpy(model.network(X)),
+        keras.ops.convert_to_numpy(model.forecaster.network(X)),
         rtol=1e-6,
     )
-
-
-@pytest.mark.unit
-def test_an_unknown_model_is_refused() -> None:
-    train, _ = _train_split()
-    with pytest.raises(ValueError, match="unknown model 'transformer'"):
-        fit_model("transformer", train, fit_scaler("window", train), epochs=1, batch_size=8, seed=0)
+    model.artifact_path.write_bytes(model.artifact_path.read_bytes() + b"tampered")
+    with pytest.raises(ValueError, match="sha256"):
+        load_network(model.artifact_path, model.artifact_sha256)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tasks.errors import ValidationFailed
+from core.errors import ValidationFailed
 from tasks.validate import parse_prices
 from tests.conftest import synthetic_prices, to_csv_bytes
 

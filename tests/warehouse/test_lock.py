@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tasks.errors import WarehouseError
+from core.errors import WarehouseError
 from warehouse.lock import hold_run_lock
 
 pytestmark = pytest.mark.unit

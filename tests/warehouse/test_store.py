@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import duckdb
 import pandas as pd
 import pytest
 
-from tasks.errors import WarehouseError
+from core.errors import WarehouseError
 from tests.conftest import duckdb_writer
 from warehouse import store
 
@@ -166,11 +167,14 @@ def test_query_without_warehouse(tmp_path) -> None:
         store.query(tmp_path / "none.duckdb", "SELECT 1")
 
 
-def test_busy_warehouse_is_reported(tmp_path) -> None:
+def test_busy_warehouse_is_reported_after_the_busy_timeout(tmp_path, monkeypatch) -> None:
     path = tmp_path / "w.duckdb"
     store.migrate(path)
+    monkeypatch.setattr(store, "BUSY_SECONDS", 0.6)  # 15 s in production
+    started = time.monotonic()
     with duckdb_writer(path), pytest.raises(WarehouseError, match="busy"):
         store.start_run(path, "r1", None, PARAMS)
+    assert 0.6 <= time.monotonic() - started < 5.0
 
 
 def backtest_output(run_id: str, snapshot: str = "abc", dm_pvalue: float | None = 0.04):
@@ -178,9 +182,6 @@ def backtest_output(run_id: str, snapshot: str = "abc", dm_pvalue: float | None 
     target = pd.Timestamp("2000-03-01")
     return store.BacktestOutput(
         run_id=run_id,
-        flow_run_id=None,
-        started_at=datetime(2026, 1, 1),
-        params={"origins": 1},
         snapshot_id=snapshot,
         source="test://",
         fetched_at=base.fetched_at,
@@ -224,6 +225,7 @@ def test_backtest_is_written_whole_and_stays_off_the_retrain_leaderboard(tmp_pat
     store.migrate(path)
     store.start_run(path, "r1", None, PARAMS)
     store.write_run(path, output("r1"))
+    store.start_run(path, "b1", None, {"origins": 1}, kind="backtest")
     store.write_backtest(path, backtest_output("b1"))
     _, rows = store.query(path, "SELECT run_id, kind, status FROM runs ORDER BY run_id")
     assert rows == [("b1", "backtest", "completed"), ("r1", "retrain", "completed")]
@@ -241,12 +243,18 @@ def test_backtest_is_written_whole_and_stays_off_the_retrain_leaderboard(tmp_pat
 def test_failed_backtest_write_leaves_nothing(tmp_path) -> None:
     path = tmp_path / "w.duckdb"
     store.migrate(path)
+    store.start_run(path, "b1", None, {"origins": 1}, kind="backtest")
     broken = backtest_output("b1", snapshot="new")
     bad = broken.comparisons.assign(n=None)  # NOT NULL breaks at the last insert
     with pytest.raises(duckdb.Error):
         store.write_backtest(path, store.BacktestOutput(**{**vars(broken), "comparisons": bad}))
-    for table in ("runs", "snapshots", "prices", "backtest_predictions", "metrics"):
+    for table in ("snapshots", "prices", "backtest_predictions", "metrics"):
         assert count(path, table) == 0, table
+    _, rows = store.query(path, "SELECT status FROM runs")
+    assert rows == [("running",)]  # the lifecycle marks it failed next
+    with pytest.raises(WarehouseError, match="not running any more"):
+        store.write_backtest(path, backtest_output("b2"))  # no running row: nothing written
+    assert count(path, "backtest_predictions") == 0
 
 
 def test_later_migrations_keep_existing_runs(tmp_path) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tasks.config import ALL_MODELS, Settings
+from core.settings import ALL_MODELS, Settings
 
 pytestmark = pytest.mark.unit
 
