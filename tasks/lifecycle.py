@@ -110,12 +110,15 @@ class RunLifecycle:
         tb: TracebackType | None,
     ) -> None:
         """Record a failure (the exception goes on), then release the lock."""
+        unsettled = None
         with self._stack:
             if exc is None and self.outcome is None:
-                exc = RuntimeError("the flow ended without committing or discarding")
+                exc = unsettled = RuntimeError("the flow ended without committing or discarding")
             if exc is not None and self.outcome in (None, "committing"):
                 self.outcome = "failed"
                 failures = exc.failures if isinstance(exc, ValidationFailed) else None
                 record_run_failure(
                     self.warehouse, self.run_id, failure_message(exc), failures, self.artifact_dir
                 )
+        if unsettled is not None:
+            raise unsettled
