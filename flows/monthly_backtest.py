@@ -78,15 +78,8 @@ def _backtest(settings: Settings, run_id: str) -> BacktestSummary:
     windows = make_windows_task(prices, settings.window)
     segments = plan_backtest(windows, settings)
     rename_flow_run(f"backtest-{prices['month'].iloc[-1]:%Y-%m}")
-    with RunLifecycle(
-        settings.warehouse,
-        settings.models_dir,
-        run_id,
-        kind="backtest",
-        params=settings.backtest_params(),
-        flow_run_id=flow_run.get_id(),
-        wait_seconds=max(settings.wait_seconds, LOCK_WAIT_SECONDS),
-    ) as run:
+    wait = max(settings.wait_seconds, LOCK_WAIT_SECONDS)
+    with RunLifecycle.of(settings, run_id, "backtest", flow_run.get_id(), wait) as run:
         futures = [
             backtest_segment.submit(
                 segment,

@@ -35,15 +35,7 @@ class RunSummary:
 def monthly_retrain(settings: Settings) -> RunSummary | State:
     """Retrain every model on the latest monthly S&P 500 series and store the results."""
     run_id = new_run_id()
-    lifecycle = RunLifecycle(
-        settings.warehouse,
-        settings.models_dir,
-        run_id,
-        kind="retrain",
-        params=settings.run_params(),
-        flow_run_id=flow_run.get_id(),
-        wait_seconds=settings.wait_seconds,
-    )
+    lifecycle = RunLifecycle.of(settings, run_id, "retrain", flow_run.get_id())
     try:
         with untagged_task_runs(), lifecycle:
             return _retrain(settings, lifecycle)

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Literal
 
 from core.errors import PipelineError, ValidationFailed
+from core.settings import Settings
 from tasks.persist import (
     discard_run,
     find_unchanged_run,
@@ -61,6 +62,27 @@ class RunLifecycle:
         self.wait_seconds = wait_seconds
         self.outcome: str | None = None  # "committing", "completed", "discarded" or "failed"
         self._stack = ExitStack()
+
+    @classmethod
+    def of(
+        cls,
+        settings: Settings,
+        run_id: str,
+        kind: Kind,
+        flow_run_id: str | None,
+        wait_seconds: float | None = None,
+    ) -> RunLifecycle:
+        """The lifecycle of a run with these settings, its parameters as ``kind`` stores them."""
+        params = {"retrain": settings.run_params, "backtest": settings.backtest_params}[kind]()
+        return cls(
+            settings.warehouse,
+            settings.models_dir,
+            run_id,
+            kind=kind,
+            params=params,
+            flow_run_id=flow_run_id,
+            wait_seconds=settings.wait_seconds if wait_seconds is None else wait_seconds,
+        )
 
     @property
     def artifact_dir(self) -> Path:
