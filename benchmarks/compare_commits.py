@@ -1,0 +1,117 @@
+"""A/B benchmark: ``sp500 run --force`` of an earlier commit against this checkout.
+
+Checks the base commit out into a temporary git worktree and runs both versions' CLI
+alternately, ``--repeat`` rounds, with the same venv (the base's code goes first on
+``PYTHONPATH``), the same real data and a fresh warehouse each. Reports each side's wall
+times, median ratio and test RMSEs. Writes ``benchmarks/results/compare_commits.json``
+and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import describe, where_ran
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "sp500_monthly.csv"
+RESULTS = ROOT / "benchmarks" / "results"
+SP500 = Path(sys.executable).with_name("sp500")
+MODELS = "simple_rnn,gru,lstm,conv1d_lstm"
+
+
+def run_once(code: Path, work: Path, data: Path) -> tuple[float, dict[str, float]]:
+    """Wall seconds and test RMSE per model of one ``sp500 run --force`` of ``code``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SP500_"))}
+    env |= {
+        "PYTHONPATH": str(code),
+        "PREFECT_HOME": str(work / "prefect"),
+        "SP500_WAREHOUSE": str(work / "w.duckdb"),
+        "SP500_SOURCE": str(data),
+    }
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(SP500), "run", "--force", "--models", MODELS],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=work,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"error: {code} failed:\n{done.stderr[-3000:]}")
+    rmse = {m[1]: float(m[2]) for m in re.finditer(r"^\d+\s+(\w+)\s+([\d.]+)", done.stdout, re.M)}
+    return wall, rmse
+
+
+def main() -> None:
+    """Run both versions alternately and write the results files."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", required=True, help="the earlier commit, e.g. 63ef6c2")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--data", type=Path, default=DATA)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        base_code = Path(tmp) / "base"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(base_code), args.base],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        try:
+            sides = {"base": base_code, "head": ROOT}
+            walls: dict[str, list[float]] = {name: [] for name in sides}
+            rmse: dict[str, dict[str, float]] = {}
+            for name, code in sides.items():  # warm-up, not timed: Prefect's database
+                (Path(tmp) / f"warm-{name}").mkdir()
+                run_once(code, Path(tmp) / f"warm-{name}", args.data)
+            for i in range(args.repeat):
+                for name, code in sides.items():
+                    work = Path(tmp) / f"{name}-{i}"
+                    work.mkdir()
+                    wall, rmse[name] = run_once(code, work, args.data)
+                    walls[name].append(wall)
+                print(
+                    f"round {i + 1}: base {walls['base'][-1]:.1f} s, head {walls['head'][-1]:.1f} s"
+                )
+        finally:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(base_code)], cwd=ROOT, check=False
+            )
+    medians = {name: statistics.median(w) for name, w in walls.items()}
+    meta = {**where_ran(), "base": args.base, "repeat": args.repeat, "models": MODELS}
+    result = {"meta": meta, "walls": walls, "medians": medians, "rmse": rmse}
+    result["ratio_head_to_base"] = medians["head"] / medians["base"]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "compare_commits.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [
+        f"`sp500 run --force --models {MODELS}`, base {args.base} against this checkout,"
+        f" {args.repeat} alternating rounds, same venv and data ({describe(meta)}).",
+        "",
+        "| version | wall s per round | median s | test RMSE |",
+        "|---|---|---:|---|",
+    ]
+    for name in ("base", "head"):
+        label = args.base if name == "base" else "this checkout"
+        rounds = ", ".join(f"{w:.1f}" for w in walls[name])
+        scores = ", ".join(f"{m} {v:.1f}" for m, v in rmse[name].items())
+        lines.append(f"| {label} | {rounds} | {medians[name]:.1f} | {scores} |")
+    lines += ["", f"Median ratio, this checkout / {args.base}: {result['ratio_head_to_base']:.2f}."]
+    (RESULTS / "compare_commits.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
