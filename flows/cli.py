@@ -422,7 +422,6 @@ def report(
     warehouse: WarehouseOption = None,
 ) -> None:
     """Print the leaderboard, forecasts and scorecard; write the forecast report PNG."""
-    _loading()
     from tasks.report import choose_champion, render_report  # noqa: PLC0415
     from warehouse.store import read_run_report  # noqa: PLC0415
 

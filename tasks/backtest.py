@@ -82,7 +82,9 @@ def plan_segments(
     return segments
 
 
-def _row(segment: Segment, windows: Windows, i: int, predicted: float, seconds: float) -> dict:
+def _row(
+    segment: Segment, windows: Windows, i: int, predicted: float, seconds: float, seed: int | None
+) -> dict[str, object]:
     target = windows.months[i]
     return {
         "model": segment.model,
@@ -92,6 +94,7 @@ def _row(segment: Segment, windows: Windows, i: int, predicted: float, seconds: 
         "predicted": predicted,
         "train_seconds": seconds,
         "fit": "scratch",
+        "seed": seed,
     }
 
 
@@ -132,7 +135,7 @@ def run_segment(
                 seed=seed,
             )
             predicted = float(model.predict(windows.X[i : i + 1])[0])
-            rows.append(_row(segment, windows, i, predicted, model.train_seconds) | {"seed": None})
+            rows.append(_row(segment, windows, i, predicted, model.train_seconds, None))
         return pd.DataFrame(rows, columns=BACKTEST_COLUMNS)
     members = [
         Member(
@@ -154,7 +157,7 @@ def run_segment(
     forecast = fit.predict(windows.X[list(segment.origins)])  # (origins, members)
     seconds = fit.train_seconds / len(members)
     for k, i in enumerate(segment.origins):
-        rows.append(_row(segment, windows, i, float(forecast[k, k]), seconds) | {"seed": seed})
+        rows.append(_row(segment, windows, i, float(forecast[k, k]), seconds, seed))
     return pd.DataFrame(rows, columns=BACKTEST_COLUMNS)
 
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import keras
 import numpy as np
 
+from tasks.keras_quiet import keras
 from tasks.stacked import Member, fit_stacked
 from tasks.windows import Scaler, Windows
 

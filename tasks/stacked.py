@@ -19,13 +19,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import keras
 import numpy as np
-from keras import ops
 
 from core.errors import PipelineError
+from tasks.keras_quiet import keras, ops
 from tasks.windows import Scaler, Windows
 
 
@@ -93,7 +92,12 @@ class _StackedRecurrent(keras.layers.Layer):
     gates = 1
 
     def __init__(
-        self, members: int, units: int, activation: str, recurrent_activation: str, **kwargs
+        self,
+        members: int,
+        units: int,
+        activation: str,
+        recurrent_activation: str | None = None,  # gated cells only
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.members, self.units = members, units
@@ -202,8 +206,7 @@ def _rnn_args(layer: keras.layers.Layer, names: Sequence[str]) -> dict[str, obje
 
 
 def _stack_simple_rnn(layer: keras.layers.Layer, g: int) -> keras.layers.Layer:
-    args = _rnn_args(layer, ("units", "activation"))
-    return StackedSimpleRNN(g, recurrent_activation="sigmoid", **args)  # type: ignore[arg-type]
+    return StackedSimpleRNN(g, **_rnn_args(layer, ("units", "activation")))  # type: ignore[arg-type]
 
 
 def _stack_gru(layer: keras.layers.Layer, g: int) -> keras.layers.Layer:
@@ -267,6 +270,8 @@ def stack_template(template: keras.Model, members: int) -> StackedNetwork:
     Raises:
         TypeError: the network has a layer (or layer option) with no stacked form.
     """
+    if template.output_shape[1:] != (1,):
+        raise TypeError(f"{template.name}: stacking needs one output per sample")
     layers = []
     for layer in template.layers:
         if isinstance(layer, keras.layers.InputLayer):
@@ -278,8 +283,6 @@ def stack_template(template: keras.Model, members: int) -> StackedNetwork:
     network = StackedNetwork(layers, name=f"stacked_{template.name}")
     window, channels = template.input_shape[1:]
     network(np.zeros((1, members, window, channels), dtype="float32"))  # builds, in order
-    if template.output_shape[1:] != (1,):
-        raise TypeError(f"{template.name}: stacking needs one output per sample")
     return network
 
 
@@ -321,7 +324,6 @@ class StackedFit:
     window: int
     n_params: int  # of one member, as the registry network counts them
     train_seconds: float = 0.0
-    losses: list[float] = field(default_factory=list)
 
     def inputs(self, X: np.ndarray) -> np.ndarray:
         """Raw windows ``(n, w)`` scaled by every member's scaler: ``(n, G, w, 1)``."""
@@ -396,17 +398,15 @@ def training_arrays(fit: StackedFit, windows: Windows) -> tuple[np.ndarray, np.n
 
 
 class _EpochReport(keras.callbacks.Callback):
-    def __init__(self, report: Callable[[int, float], None] | None, epochs: int, g: int) -> None:
+    def __init__(self, report: Callable[[int, float], None], epochs: int, g: int) -> None:
         super().__init__()
         self.report, self.epochs, self.members = report, epochs, g
         self.every = max(1, epochs // 6)
-        self.losses: list[float] = []
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        loss = float((logs or {}).get("loss", math.nan)) / self.members  # mean member loss
-        self.losses.append(loss)
         done = epoch + 1
-        if self.report and (done % self.every == 0 or done == self.epochs):
+        if done % self.every == 0 or done == self.epochs:
+            loss = float((logs or {}).get("loss", math.nan)) / self.members  # mean of members
             self.report(done, loss)
 
 
@@ -455,7 +455,6 @@ def fit_stacked(
         loss=masked_member_loss,
         steps_per_execution=batches_per_epoch(len(X), batch_size),
     )
-    logger = _EpochReport(report, epochs, len(members))
     fit.network.fit(
         X,
         targets,
@@ -463,9 +462,8 @@ def fit_stacked(
         batch_size=batch_size,
         shuffle=True,
         verbose=0,
-        callbacks=[logger],
+        callbacks=[_EpochReport(report, epochs, len(members))] if report else [],
     )
-    fit.losses = logger.losses
     fit.train_seconds = time.perf_counter() - started
     check_finite(fit)
     return fit

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.keras_quiet import keras
 from tasks.models import FitOptions, Forecaster, model_spec
 from tasks.windows import Scaler, Windows
 
