@@ -33,7 +33,7 @@ lint: install
 
 test: lint
 	bash tests/setup_browser.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' 2>> $(VENV)/pip.log || (cat $(VENV)/pip.log; exit 1)

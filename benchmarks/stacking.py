@@ -41,7 +41,7 @@ def separate_fit(name: str, windows: Windows, origin: int, epochs: int, seed: in
     train = windows.part(0, origin)
     scaler = fit_scaler("window", train)
     keras.utils.set_random_seed(seed)
-    network = KERAS_BUILDERS[name](windows.X.shape[1])
+    network = KERAS_BUILDERS[name](windows.X.shape[1], seed)
     network.compile(
         optimizer=keras.optimizers.Adam(),
         loss="mse",

@@ -75,7 +75,7 @@ def fit_predict(
     network = {
         "dropout": lambda: with_dropout(name, window),
         "dense_only": lambda: dense_only(window),
-    }.get(variant, lambda: KERAS_BUILDERS[name](window))()
+    }.get(variant, lambda: KERAS_BUILDERS[name](window, seed))()
     optimizer = keras.optimizers.Adam(
         keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=60 * 20)
         if variant == "cosine_lr"

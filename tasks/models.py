@@ -6,6 +6,7 @@ also carries its builder, which is what lets it train as a member of a stacked f
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,40 +18,75 @@ from tasks.keras_quiet import keras
 from tasks.stacked import Member, fit_stacked
 from tasks.windows import Scaler, Windows
 
-KerasBuilder = Callable[[int], keras.Model]
+KerasBuilder = Callable[[int, int], keras.Model]
+"""``builder(window, seed)``: the same seed always gives the same initial weights."""
 
 
-def _head(inputs: keras.KerasTensor, body: keras.KerasTensor, name: str) -> keras.Model:
-    hidden = keras.layers.Dense(16, activation="relu", name="dense_16")(body)
-    output = keras.layers.Dense(1, name="output")(hidden)
+class _Initializers:
+    """Keras's default initializers, each with its own seed drawn from ``seed``.
+
+    Left unseeded, a Keras initializer draws its seed from Python's global ``random`` when
+    the layer is built, so another thread's use of ``random`` (a Prefect service, a second
+    fit in the thread runner) could change a network's initial weights. Explicit seeds make
+    them a function of ``seed`` alone.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self._seeds = random.Random(seed)
+
+    def _next(self) -> int:
+        return self._seeds.randrange(1, 2**31)
+
+    def kernel(self) -> dict[str, keras.initializers.Initializer]:
+        """Glorot-uniform input weights (every layer here)."""
+        return {"kernel_initializer": keras.initializers.GlorotUniform(seed=self._next())}
+
+    def recurrent(self) -> dict[str, keras.initializers.Initializer]:
+        """Glorot-uniform input weights and orthogonal recurrent weights (RNN layers)."""
+        return {
+            **self.kernel(),
+            "recurrent_initializer": keras.initializers.Orthogonal(seed=self._next()),
+        }
+
+
+def _head(
+    inputs: keras.KerasTensor, body: keras.KerasTensor, name: str, init: _Initializers
+) -> keras.Model:
+    hidden = keras.layers.Dense(16, activation="relu", name="dense_16", **init.kernel())(body)
+    output = keras.layers.Dense(1, name="output", **init.kernel())(hidden)
     return keras.Model(inputs, output, name=name)
 
 
-def build_simple_rnn(window: int) -> keras.Model:
+def build_simple_rnn(window: int, seed: int) -> keras.Model:
     """SimpleRNN(32) → Dense(16, relu) → Dense(1) on ``(window, 1)`` inputs."""
+    init = _Initializers(seed)
     inputs = keras.Input((window, 1))
-    return _head(inputs, keras.layers.SimpleRNN(32)(inputs), "simple_rnn")
+    body = keras.layers.SimpleRNN(32, **init.recurrent())(inputs)
+    return _head(inputs, body, "simple_rnn", init)
 
 
-def build_gru(window: int) -> keras.Model:
+def build_gru(window: int, seed: int) -> keras.Model:
     """GRU(32) → Dense(16, relu) → Dense(1) on ``(window, 1)`` inputs."""
+    init = _Initializers(seed)
     inputs = keras.Input((window, 1))
-    return _head(inputs, keras.layers.GRU(32)(inputs), "gru")
+    return _head(inputs, keras.layers.GRU(32, **init.recurrent())(inputs), "gru", init)
 
 
-def build_lstm(window: int) -> keras.Model:
+def build_lstm(window: int, seed: int) -> keras.Model:
     """LSTM(32) → Dense(16, relu) → Dense(1) on ``(window, 1)`` inputs."""
+    init = _Initializers(seed)
     inputs = keras.Input((window, 1))
-    return _head(inputs, keras.layers.LSTM(32)(inputs), "lstm")
+    return _head(inputs, keras.layers.LSTM(32, **init.recurrent())(inputs), "lstm", init)
 
 
-def build_conv1d_lstm(window: int) -> keras.Model:
+def build_conv1d_lstm(window: int, seed: int) -> keras.Model:
     """Causal Conv1D(32, 3, relu) → LSTM(32) → Dense(16, relu) → Dense(1)."""
+    init = _Initializers(seed)
     inputs = keras.Input((window, 1))
-    conv = keras.layers.Conv1D(32, 3, padding="causal", activation="relu", name="causal_conv")(
-        inputs
-    )
-    return _head(inputs, keras.layers.LSTM(32)(conv), "conv1d_lstm")
+    conv = keras.layers.Conv1D(
+        32, 3, padding="causal", activation="relu", name="causal_conv", **init.kernel()
+    )(inputs)
+    return _head(inputs, keras.layers.LSTM(32, **init.recurrent())(conv), "conv1d_lstm", init)
 
 
 KERAS_BUILDERS: dict[str, KerasBuilder] = {

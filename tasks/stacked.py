@@ -318,7 +318,7 @@ class StackedFit:
     """A fitted stacked network, its members, and the time the fit took."""
 
     name: str
-    builder: Callable[[int], keras.Model]
+    builder: Callable[[int, int], keras.Model]
     network: StackedNetwork
     members: tuple[Member, ...]
     window: int
@@ -342,7 +342,7 @@ class StackedFit:
 
     def export(self, g: int) -> keras.Model:
         """Member ``g`` as the registry's standard Keras model (plain layers, no project code)."""
-        model = self.builder(self.window)
+        model = self.builder(self.window, self.members[g].seed)
         model.set_weights(self.member_weights(g))
         return model
 
@@ -352,20 +352,18 @@ def batches_per_epoch(n_samples: int, batch_size: int) -> int:
     return max(1, math.ceil(n_samples / batch_size))
 
 
-def initial_weights(builder: Callable[[int], keras.Model], window: int, seed: int) -> list:
+def initial_weights(builder: Callable[[int, int], keras.Model], window: int, seed: int) -> list:
     """The registry network's initial weights under ``seed`` (what a separate fit starts from)."""
-    keras.utils.set_random_seed(seed)
-    return builder(window).get_weights()
+    return builder(window, seed).get_weights()
 
 
 def build_stacked(
-    name: str, builder: Callable[[int], keras.Model], window: int, members: Sequence[Member]
+    name: str, builder: Callable[[int, int], keras.Model], window: int, members: Sequence[Member]
 ) -> StackedFit:
     """A stacked network whose member g starts from the registry network under its own seed."""
     if not members:
         raise ValueError("a stacked fit needs at least one member")
-    keras.utils.set_random_seed(members[0].seed)
-    template = builder(window)  # also member 0's initialisation
+    template = builder(window, members[0].seed)  # also member 0's initialisation
     network = stack_template(template, len(members))
     per_member = [template.get_weights()]
     per_member += [initial_weights(builder, window, m.seed) for m in members[1:]]
@@ -427,7 +425,7 @@ def check_finite(fit: StackedFit) -> None:
 
 def fit_stacked(
     name: str,
-    builder: Callable[[int], keras.Model],
+    builder: Callable[[int, int], keras.Model],
     windows: Windows,
     members: Sequence[Member],
     *,

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from flows.cli import app
 from tests.conftest import LocalServer, Route, synthetic_prices, to_csv_bytes
 
 pytestmark = pytest.mark.integration
@@ -122,11 +124,15 @@ def test_run_then_query_as_a_new_user(cli_env, http_server: LocalServer, tmp_pat
     assert "read-only" in last_line(write)
 
 
-@pytest.mark.slow
-def test_http_404_exits_non_zero_with_one_line(cli_env, http_server: LocalServer, tmp_path) -> None:
+def test_http_404_exits_non_zero_with_one_line(http_server: LocalServer, tmp_path, monkeypatch):
+    """In-process through typer's CliRunner (the subprocess tests above cover exit codes)."""
+    for name in [k for k in os.environ if k.startswith("SP500_")]:
+        monkeypatch.delenv(name)
     url = http_server.serve("/exists.csv", Route(body=b"date,close\n"))
     missing = url.replace("exists", "missing")
-    result = sp500(cli_env, "run", "--source", missing, "--warehouse", str(tmp_path / "w.duckdb"))
-    assert result.returncode == 1
-    assert last_line(result) == f"error: HTTP 404 Not Found from {missing}"
+    warehouse = tmp_path / "w.duckdb"
+    result = CliRunner().invoke(app, ["run", "--source", missing, "--warehouse", str(warehouse)])
+    assert result.exit_code == 1
+    errors = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert errors[-1] == f"error: HTTP 404 Not Found from {missing}"
     assert "Traceback" not in result.stdout + result.stderr

@@ -209,21 +209,28 @@ def backtest_rows(warehouse: Path) -> pd.DataFrame:
 
 
 def test_thread_process_and_dask_runners_agree(
-    cli_env, dask_cluster, http_server: LocalServer, tmp_path: Path
+    cli_env, prefect_server, dask_cluster, http_server: LocalServer, tmp_path: Path
 ) -> None:
     address, cluster_log = dask_cluster
     url = http_server.serve("/s.csv", Route(body=to_csv_bytes(synthetic_prices(80, seed=6))))
+    options = {"models": "naive,drift,gru", "origins": 4, "chunk_size": 2, "epochs": 3}
+    # the thread runner in this process; the process and Dask runners through the CLI, the
+    # process runner against a running server, Dask as a new user (the CLI starts a server)
+    reference = tmp_path / "thread.duckdb"
+    state = monthly_backtest(
+        settings(url, reference, task_runner="thread", **options), return_state=True
+    )
+    assert state.is_completed(), state.message
+    results = {"thread": backtest_rows(reference)}
     common = ["--source", url, "--models", "naive,drift,gru", "--origins", "4"]
     common += ["--chunk-size", "2", "--epochs", "3"]
-    results = {}
-    for runner, extra in [
-        ("thread", []),
-        ("process", []),
-        ("dask", ["--dask-address", address]),
+    for runner, env, extra in [
+        ("process", prefect_server, []),
+        ("dask", cli_env, ["--dask-address", address]),
     ]:
         warehouse = tmp_path / f"{runner}.duckdb"
         done = sp500(
-            cli_env,
+            env,
             "backtest",
             *common,
             *extra,
@@ -282,14 +289,17 @@ def test_removed_warm_start_options_are_unknown(option) -> None:
     assert f"No such option: {option}" in result.stderr
 
 
-def test_too_many_origins_from_the_cli(cli_env, http_server: LocalServer, tmp_path) -> None:
+def test_too_many_origins_from_the_cli(http_server: LocalServer, tmp_path, monkeypatch) -> None:
+    """In-process: the download succeeds, the plan fails, exit 1 with one line, no file."""
+    for name in [k for k in os.environ if k.startswith("SP500_")]:
+        monkeypatch.delenv(name)
     url = http_server.serve("/s.csv", Route(body=to_csv_bytes(synthetic_prices(40, seed=1))))
     warehouse = tmp_path / "w.duckdb"
-    result = sp500(
-        cli_env, "backtest", "--origins", "500", "--source", url, "--warehouse", str(warehouse)
-    )
-    assert result.returncode == 1
-    assert error_lines(result)[-1].startswith("error: --origins 500 is too many"), result.stderr
+    args = ["backtest", "--origins", "500", "--source", url, "--warehouse", str(warehouse)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    errors = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert errors[-1].startswith("error: --origins 500 is too many"), result.stderr
     assert "Traceback" not in result.stderr
     assert not warehouse.exists()
 

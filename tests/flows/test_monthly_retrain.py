@@ -146,14 +146,16 @@ def _bad_csv() -> bytes:
     ids=["schema", "404", "500", "html"],
 )
 def test_failed_run_leaves_only_its_run_row_and_keeps_previous_results(
-    http_server: LocalServer, tmp_path: Path, route: Route, message: str, n_failures: int
+    http_server: LocalServer,
+    warehouse_with_a_run: Path,
+    tmp_path: Path,
+    route: Route,
+    message: str,
+    n_failures: int,
 ) -> None:
-    warehouse = tmp_path / "w.duckdb"
-    good = http_server.serve("/good.csv", Route(body=to_csv_bytes(synthetic_prices(150))))
-    assert monthly_retrain(
-        settings(good, warehouse, models="naive"), return_state=True
-    ).is_completed()
+    warehouse = warehouse_with_a_run
     before = counts(warehouse)
+    assert before["runs"] == 1 and before["forecasts"] == 2
     forecasts_before = rows(warehouse, "SELECT * FROM latest_forecasts")
 
     bad = http_server.serve("/bad.csv", route)

@@ -50,7 +50,7 @@ def test_every_member_exports_to_the_registry_network(name: str) -> None:
     fit = build_stacked(
         name, KERAS_BUILDERS[name], 12, members_of(windows, [30, 40, 50], [1, 2, 3])
     )
-    template = KERAS_BUILDERS[name](12)
+    template = KERAS_BUILDERS[name](12, 0)
     assert template.count_params() == fit.n_params == PARAMS[name]
     assert fit.network.count_params() == 3 * PARAMS[name]
     shapes = [w.shape for w in fit.network.get_weights()]
@@ -75,8 +75,7 @@ def test_each_member_starts_from_the_registry_networks_seeded_initialisation(nam
     windows = series_windows()
     fit = build_stacked(name, KERAS_BUILDERS[name], 12, members_of(windows, [30, 40], [42, 7]))
     for g, seed in enumerate([42, 7]):
-        keras.utils.set_random_seed(seed)
-        expected = KERAS_BUILDERS[name](12).get_weights()
+        expected = KERAS_BUILDERS[name](12, seed).get_weights()
         for ours, theirs in zip(fit.member_weights(g), expected, strict=True):
             np.testing.assert_array_equal(ours, theirs)
 
@@ -120,7 +119,7 @@ def test_a_member_sees_nothing_after_its_cut() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(KERAS_BUILDERS))
+@pytest.mark.parametrize("name", ["gru", "conv1d_lstm"])  # every layer type; G = 1 tests the rest
 def test_a_member_trains_as_a_separate_fit_on_its_own_samples(name: str) -> None:
     """Full batches: each member's updates are those of a one-member fit of its own data."""
     windows = series_windows()

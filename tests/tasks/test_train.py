@@ -27,8 +27,8 @@ def test_a_one_member_stacked_fit_trains_like_plain_keras(name: str) -> None:
     assert model.forecaster.network is not None
     assert model.seed == 11
 
-    keras.utils.set_random_seed(11)
-    reference = KERAS_BUILDERS[name](12)
+    keras.utils.set_random_seed(11)  # the batch order
+    reference = KERAS_BUILDERS[name](12, 11)
     reference.compile(optimizer=keras.optimizers.Adam(), loss="mse")  # one step per call
     reference.fit(
         scaler.transform_X(train.X),
