@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/tuning.py
 	$(BIN)/python benchmarks/stacking.py
+	$(BIN)/python benchmarks/ensembles.py
 	$(BIN)/python benchmarks/backtest.py
 
 clean:

@@ -45,7 +45,7 @@ TARGET_SECONDS = 300.0
 TARGET_RMSE_RATIO = 0.04
 
 
-def run_seed(seed: int, origins: int, runner: str) -> dict[str, object]:
+def run_seed(seed: int, origins: int, runner: str, ensemble: int) -> dict[str, object]:
     """Run one backtest; return its wall time and per-model results."""
     with tempfile.TemporaryDirectory() as tmp:
         warehouse = Path(tmp) / "bench.duckdb"
@@ -60,6 +60,8 @@ def run_seed(seed: int, origins: int, runner: str) -> dict[str, object]:
             runner,
             "--seed",
             str(seed),
+            "--seeds",
+            str(ensemble),
             "--source",
             str(DATA),
             "--warehouse",
@@ -72,8 +74,8 @@ def run_seed(seed: int, origins: int, runner: str) -> dict[str, object]:
             raise SystemExit(f"error: seed {seed} failed:\n{done.stderr[-3000:]}")
         with duckdb.connect(str(warehouse), read_only=True) as con:
             rows = con.execute(
-                "SELECT model, rmse, mae, theil_u2, dm_stat, dm_pvalue, train_seconds, n"
-                " FROM backtest_leaderboard ORDER BY rank"
+                "SELECT model, rmse, mae, theil_u2, dm_stat, dm_pvalue, train_seconds, n,"
+                " coverage_80, coverage_95 FROM backtest_leaderboard ORDER BY rank"
             ).fetchall()
             fits = dict(
                 con.execute(
@@ -81,6 +83,7 @@ def run_seed(seed: int, origins: int, runner: str) -> dict[str, object]:
                 ).fetchall()
             )
     keys = ["model", "rmse", "mae", "theil_u2", "dm_stat", "dm_pvalue", "train_seconds", "n"]
+    keys += ["coverage_80", "coverage_95"]
     models = [dict(zip(keys, row, strict=True)) for row in rows]
     print(f"seed {seed}: {wall:.0f} s", flush=True)
     return {"seed": seed, "wall_seconds": wall, "fits": fits, "models": models}
@@ -115,6 +118,8 @@ def summarize(results: list[dict[str, object]]) -> list[dict[str, object]]:
                 "rmse_max": max(rmses),
                 "theil_u2_mean": statistics.fmean(r["theil_u2"] for r in runs),
                 "dm_pvalues": [r["dm_pvalue"] for r in runs],
+                "coverage_80": statistics.fmean(r["coverage_80"] for r in runs),
+                "coverage_95": statistics.fmean(r["coverage_95"] for r in runs),
                 "separate_fit_rmse": reference,
                 "vs_separate": mean / reference - 1 if reference else None,
             }
@@ -127,12 +132,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--origins", type=int, default=60)
     parser.add_argument("--task-runner", default="process", choices=["thread", "process", "dask"])
-    parser.add_argument("--seeds", default="42,43,44")
+    parser.add_argument("--seeds", default="42,43,44", help="one backtest per seed")
+    parser.add_argument("--ensemble", type=int, default=5, help="sp500 backtest --seeds")
     args = parser.parse_args()
     if not DATA.exists():
         raise SystemExit(f"error: the real data is missing: {DATA}")
     seeds = [int(s) for s in args.seeds.split(",")]
-    results = [run_seed(seed, args.origins, args.task_runner) for seed in seeds]
+    results = [run_seed(seed, args.origins, args.task_runner, args.ensemble) for seed in seeds]
     summary = summarize(results)
     naive = next(r["rmse_mean"] for r in summary if r["model"] == "naive")
     meta = {
@@ -140,6 +146,7 @@ def main() -> None:
         "origins": args.origins,
         "task_runner": args.task_runner,
         "seeds": seeds,
+        "ensemble": args.ensemble,
         "targets": {"wall_seconds": TARGET_SECONDS, "rmse_within": TARGET_RMSE_RATIO},
         "separate_fits_reference": {"rmse": SEPARATE_FITS, "wall_seconds": SEPARATE_FITS_WALL},
     }
@@ -151,11 +158,15 @@ def main() -> None:
     seed_cols = " | ".join(f"RMSE seed {s}" for s in seeds)
     lines = [
         f"Backtest, {args.origins} origins, all six models from scratch at every origin,"
-        f" `--task-runner {args.task_runner}` ({describe(meta)}).",
+        f" `--seeds {args.ensemble}` (each network an ensemble of {args.ensemble} members),"
+        f" `--task-runner {args.task_runner}` ({describe(meta)}). Coverage: share of the"
+        " months whose actual fell inside the origin's 80 % / 95 % band, built as a monthly"
+        " run builds it.",
         "",
         f"| model | {seed_cols} | mean RMSE | theil_u2 | DM p-values vs naive"
-        " | separate fits (seed 42) | mean vs separate |",
-        "|---|" + "---:|" * len(seeds) + "---:|---:|---|---:|---:|",
+        " | coverage 80 % | coverage 95 % | separate fits (seed 42, one member) |"
+        " mean vs separate |",
+        "|---|" + "---:|" * len(seeds) + "---:|---:|---|---:|---:|---:|---:|",
     ]
     for row in summary:
         cells = [
@@ -164,6 +175,8 @@ def main() -> None:
             fmt(row["rmse_mean"]),
             fmt(row["theil_u2_mean"], 3),
             ", ".join("-" if p is None else f"{p:.3f}" for p in row["dm_pvalues"]),
+            f"{row['coverage_80']:.0%}",
+            f"{row['coverage_95']:.0%}",
             fmt(row["separate_fit_rmse"]),
             "-" if row["vs_separate"] is None else f"{row['vs_separate']:+.1%}",
         ]

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
     scaling: Literal["window", "minmax"] = "window"
     seed: int = 42
+    seeds: int = Field(default=5, ge=1, le=100)  # ensemble members per network
     force: bool = False
     date_column: str = "date"
     value_column: str = "close"
@@ -73,14 +74,14 @@ class Settings(BaseSettings):
             "test_fraction": self.test_fraction,
             "scaling": self.scaling,
             "seed": self.seed,
+            "seeds": self.seeds,
             "date_column": self.date_column,
             "value_column": self.value_column,
         }
 
     def backtest_params(self) -> dict[str, object]:
         """Return the settings that decide a backtest's results, as stored in ``runs.params``."""
-        params = self.run_params()
-        del params["test_fraction"]
+        params = self.run_params()  # test_fraction: each origin's bands, as a monthly run's
         params.update(
             origins=self.origins,
             chunk_size=self.chunk_size,

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -84,6 +85,21 @@ def run_tags(settings: Settings) -> list[str]:
     return ["sp500", f"scaling:{settings.scaling}"]
 
 
+# What `sp500 run` and `sp500 report` print of the leaderboard.
+BOARD = [
+    "rank",
+    "model",
+    "rmse",
+    "rmse_std",
+    "rmse_min",
+    "rmse_max",
+    "mae",
+    "mase",
+    "theil_u2",
+    "dm_pvalue",
+]
+
+
 def _settings(overrides: dict[str, Any]) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -95,6 +111,14 @@ def _settings(overrides: dict[str, Any]) -> Settings:
 
 
 WarehouseOption = Annotated[Path | None, typer.Option(help="DuckDB file (env SP500_WAREHOUSE)")]
+# Text, not int: Settings parses it, so `--seeds 0` and `--seeds two` both fail in one line.
+SeedsOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="N",
+        help="ensemble members per network, seeds seed … seed+N-1 (env SP500_SEEDS, default 5)",
+    ),
+]
 
 
 class Scaling(StrEnum):
@@ -138,6 +162,7 @@ def run(
         Scaling | None, typer.Option(help="window: log ratios (default); minmax: the lesson's")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="random seed for Keras")] = None,
+    seeds: SeedsOption = None,
     force: Annotated[
         bool, typer.Option(help="retrain even if data and parameters are unchanged")
     ] = False,
@@ -159,6 +184,7 @@ def run(
             "test_fraction": test_fraction,
             "scaling": scaling.value if scaling else None,
             "seed": seed,
+            "seeds": seeds,
             "force": force or None,
             "date_column": date_column,
             "value_column": value_column,
@@ -182,9 +208,7 @@ def run(
         raise _fail(state.message or f"flow run ended in state {state.name}")
     summary = state.result()
     if summary.leaderboard:
-        columns = ["rank", "model", "rmse", "mae", "mape", "mase", "theil_u2"]
-        rows = [tuple(row[c] for c in columns) for row in summary.leaderboard]
-        typer.echo(_format_table(columns, rows))
+        typer.echo(_format_table(BOARD, [tuple(r[c] for c in BOARD) for r in summary.leaderboard]))
     typer.echo(summary.message)
 
 
@@ -267,6 +291,7 @@ def backtest(
         Scaling | None, typer.Option(help="window: log ratios (default); minmax: the lesson's")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="random seed for Keras")] = None,
+    seeds: SeedsOption = None,
 ) -> None:
     """Backtest monthly retraining: at each of the last N months, fit on the data before it."""
     settings = _settings(
@@ -283,6 +308,7 @@ def backtest(
             "window": window,
             "scaling": scaling.value if scaling else None,
             "seed": seed,
+            "seeds": seeds,
         }
     )
     if settings.dask_address and settings.task_runner != "dask":
@@ -310,12 +336,23 @@ def backtest(
     if not state.is_completed():
         raise _fail(state.message or f"flow run ended in state {state.name}")
     summary = state.result()
-    columns = ["model", "rmse", "mae", "theil_u2", "dm_pvalue", "seconds"]
+    columns = [
+        "model",
+        "rmse",
+        "mae",
+        "theil_u2",
+        "dm_pvalue",
+        "coverage_80",
+        "coverage_95",
+        "seconds",
+    ]
     typer.echo(_format_table(columns, [tuple(r[c] for c in columns) for r in summary.table]))
     typer.echo(summary.message)
 
 
 def _cell(value: object) -> str:
+    if isinstance(value, float) and math.isnan(value):  # not defined (one seed, no test)
+        return "-"
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1 else f"{value:.1f}"
     return "NULL" if value is None else str(value)
@@ -372,14 +409,15 @@ def _absolute_source(source: str) -> str:
 def serve(
     cron: Annotated[str, typer.Option(help="cron schedule of the deployment")] = "0 6 2 * *",
     timezone: Annotated[str, typer.Option(help="time zone of the cron schedule")] = "UTC",
+    seeds: SeedsOption = None,
 ) -> None:
     """Register deployment monthly-retrain/monthly on a cron schedule and serve its runs.
 
     Scheduled runs use the same settings as `sp500 run` (SP500_* env, defaults).
     """
+    settings = _settings({"seeds": seeds})
     if not os.environ.get("PREFECT_API_URL"):
         raise _fail(SERVER_HELP)
-    settings = _settings({})
     settings = settings.model_copy(
         update={
             "warehouse": settings.warehouse.resolve(),
@@ -428,9 +466,9 @@ def report(
     settings = _settings({"warehouse": warehouse})
     with _one_line_errors():
         data = read_run_report(settings.warehouse, run_id)
-    board = ["rank", "model", "rmse", "mae", "mase", "theil_u2"]
-    typer.echo(f"Leaderboard of run {data.run_id}")
-    typer.echo(_format_table(board, [tuple(r[c] for c in board) for r in data.leaderboard]))
+    typer.echo(f"Leaderboard of run {data.run_id} (rmse of the seed ensemble; its members'")
+    typer.echo("spread beside it; dm_pvalue: Diebold-Mariano test against naive)")
+    typer.echo(_format_table(BOARD, [tuple(r[c] for c in BOARD) for r in data.leaderboard]))
     champion, reason = choose_champion(data.leaderboard)
     typer.echo(f"\nChampion: {champion}. {reason}")
     forecasts = data.forecasts.assign(target_month=data.forecasts["target_month"].dt.date)

@@ -80,17 +80,7 @@ def _backtest(settings: Settings, run_id: str) -> BacktestSummary:
     rename_flow_run(f"backtest-{prices['month'].iloc[-1]:%Y-%m}")
     wait = max(settings.wait_seconds, LOCK_WAIT_SECONDS)
     with RunLifecycle.of(settings, run_id, "backtest", flow_run.get_id(), wait) as run:
-        futures = [
-            backtest_segment.submit(
-                segment,
-                windows,
-                settings.scaling,
-                settings.epochs,
-                settings.batch_size,
-                settings.seed,
-            )
-            for segment in segments
-        ]
+        futures = [backtest_segment.submit(segment, windows, settings) for segment in segments]
         results = summarize_backtest([f.result() for f in futures], windows)
         run.commit(
             BacktestOutput(

@@ -10,7 +10,7 @@ from prefect.states import Failed, State
 from core.errors import PipelineError, ValidationFailed
 from core.settings import Settings
 from flows.common import new_run_id, rename_flow_run, untagged_task_runs
-from tasks.evaluate import evaluate_model, rank_evaluations
+from tasks.evaluate import compare_with_naive_task, evaluate_model, rank_evaluations
 from tasks.forecast import forecast_next
 from tasks.ingest import download_csv
 from tasks.lifecycle import RunLifecycle, failure_message
@@ -65,29 +65,29 @@ def _retrain(settings: Settings, run: RunLifecycle) -> RunSummary:
     windows = make_windows_task(prices, settings.window)
     train, test = split_task(windows, settings.test_fraction)
     scaler = fit_scaler_task(settings.scaling, train)
+    everything = fit_scaler_task(settings.scaling, windows)
     models, evaluations, forecasts = [], [], []
     for k, name in enumerate(settings.models, start=1):
-        model = train_model(
-            name,
-            train,
-            scaler,
-            settings.epochs,
-            settings.batch_size,
-            settings.seed,
-            run.artifact_dir,
-            f"{k}/{len(settings.models)}",
+        position = f"{k}/{len(settings.models)}"
+        fitted = train_model(
+            name, train, scaler, settings, "evaluation", run.artifact_dir, position
         )
-        evaluation = evaluate_model(model, train, test)
-        models.append(model)
+        evaluation = evaluate_model(fitted, train, test)
+        # next month's forecast comes from the same ensemble refitted on every window
+        final = train_model(
+            name, windows, everything, settings, "forecast", run.artifact_dir, position
+        )
+        models += [fitted, final]
         evaluations.append(evaluation)
-        forecasts.append(forecast_next(model, prices, settings.window, evaluation))
-    leaderboard = rank_evaluations(evaluations)
-    output = build_output(run.run_id, download, prices, models, evaluations, forecasts)
+        forecasts.append(forecast_next(final, prices, settings.window, evaluation))
+    comparisons = compare_with_naive_task(evaluations)
+    leaderboard = rank_evaluations(evaluations, comparisons)
+    output = build_output(run.run_id, download, prices, models, evaluations, forecasts, comparisons)
     run.commit(output)
 
     publish_results(output, leaderboard, settings.reports_dir)
     target = pd.Timestamp(forecasts[0].target_month).strftime("%Y-%m")
-    message = f"run {run.run_id} completed: {len(models)} models, forecasts for {target}"
+    message = f"run {run.run_id} completed: {len(evaluations)} models, forecasts for {target}"
     logger.info(message)
     return RunSummary(
         run_id=run.run_id, status="completed", message=message, leaderboard=leaderboard

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from scipy import stats
 
 from core.errors import PipelineError
 from core.settings import Settings
-from tasks.evaluate import compute_metrics, mae
+from tasks.evaluate import compute_metrics, diebold_mariano, mae
+from tasks.forecast import interval_bounds
 from tasks.models import model_spec
 from tasks.stacked import Member, fit_stacked
 from tasks.train import fit_model
-from tasks.windows import MIN_TRAIN_SAMPLES, Windows, fit_scaler
+from tasks.windows import MIN_TRAIN_SAMPLES, Windows, fit_scaler, split_index
 from warehouse.store import BACKTEST_TABLE_COLUMNS
 
 # the columns of backtest_predictions, in the warehouse's order
@@ -83,7 +81,13 @@ def plan_segments(
 
 
 def _row(
-    segment: Segment, windows: Windows, i: int, predicted: float, seconds: float, seed: int | None
+    segment: Segment,
+    windows: Windows,
+    i: int,
+    predicted: float,
+    bands: dict[str, float],
+    seconds: float,
+    seed: int | None,
 ) -> dict[str, object]:
     target = windows.months[i]
     return {
@@ -95,7 +99,13 @@ def _row(
         "train_seconds": seconds,
         "fit": "scratch",
         "seed": seed,
+        **bands,
     }
+
+
+def evaluation_cut(origin: int, test_fraction: float) -> int:
+    """Where a monthly run at sample ``origin`` would split its ``origin`` samples."""
+    return max(1, min(origin - 1, split_index(origin, test_fraction)))
 
 
 def run_segment(
@@ -106,46 +116,63 @@ def run_segment(
     epochs: int,
     batch_size: int,
     seed: int,
+    seeds: int = 1,
+    test_fraction: float = 0.2,
 ) -> pd.DataFrame:
     """Fit from scratch at every origin of one segment and forecast each origin's month.
 
-    A network's origins are the members of one stacked fit: member ``k`` learns only from
-    the samples before its origin, scaled by a scaler fitted on those samples alone, and
-    starts from the registry network's initialisation under ``seed``.
+    At origin ``i`` (samples ``[0, i)`` known) the forecast is the mean of ``seeds`` members
+    fitted on all ``i`` samples, as a monthly run's forecast fit. Its 80 % and 95 % bands are
+    built as a monthly run builds them: ``seeds`` evaluation members fitted on the samples
+    before the run's split (``test_fraction``) predict the samples after it, and the
+    quantiles of log(actual / predicted) there scale the forecast. A network's members, of
+    every origin and both roles, train as one stacked fit; each learns only from its own
+    samples, scaled by a scaler fitted on them alone.
 
     Returns:
-        One row per origin: model, origin_month, target_month, actual, predicted,
-        train_seconds (a stacked fit's time is shared equally by its members), fit
-        (``scratch``) and seed (NULL for the baselines).
+        One row per origin: BACKTEST_COLUMNS (``seed`` is the ensemble's first seed, NULL for
+        the baselines; a stacked fit's time is shared equally by its origins).
 
     Raises:
         PipelineError: a member's loss became NaN (the message names model and origin).
     """
-    rows: list[dict[str, object]] = []
+    cuts = {i: evaluation_cut(i, test_fraction) for i in segment.origins}
     builder = model_spec(segment.model).builder
     if builder is None:  # a baseline: fitted origin by origin
+        rows = []
         for i in segment.origins:
-            train = windows.part(0, i)  # targets up to month t-1 only
-            model = fit_model(
-                segment.model,
-                train,
-                fit_scaler(scaling, train),  # type: ignore[arg-type]
-                epochs=epochs,
-                batch_size=batch_size,
-                seed=seed,
-            )
-            predicted = float(model.predict(windows.X[i : i + 1])[0])
-            rows.append(_row(segment, windows, i, predicted, model.train_seconds, None))
+            fits = {}
+            for role, n in (("forecast", i), ("evaluation", cuts[i])):
+                train = windows.part(0, n)
+                fits[role] = fit_model(
+                    segment.model,
+                    train,
+                    fit_scaler(scaling, train),  # type: ignore[arg-type]
+                    epochs=epochs,
+                    batch_size=batch_size,
+                    seed=seed,
+                    role=role,
+                )
+            point = float(fits["forecast"].predict(windows.X[i : i + 1])[0])
+            checked = fits["evaluation"].predict(windows.X[cuts[i] : i])
+            bands = interval_bounds(point, windows.y[cuts[i] : i], checked)
+            seconds = fits["forecast"].train_seconds + fits["evaluation"].train_seconds
+            rows.append(_row(segment, windows, i, point, bands, seconds, None))
         return pd.DataFrame(rows, columns=BACKTEST_COLUMNS)
-    members = [
-        Member(
-            seed=seed,
-            samples=i,
-            scaler=fit_scaler(scaling, windows.part(0, i)),  # type: ignore[arg-type]
-            label=f"origin {windows.months[i - 1]:%Y-%m}",
-        )
-        for i in segment.origins
-    ]
+
+    def member(samples: int, s: int, label: str) -> Member:
+        part = windows.part(0, samples)
+        return Member(s, samples, fit_scaler(scaling, part), label)  # type: ignore[arg-type]
+
+    members, columns = [], {}
+    for i in segment.origins:
+        month = f"{windows.months[i - 1]:%Y-%m}"
+        for role, n in (("forecast", i), ("evaluation", cuts[i])):
+            columns[i, role] = range(len(members), len(members) + seeds)
+            members += [
+                member(n, s, f"origin {month} ({role}, seed {s})")
+                for s in range(seed, seed + seeds)
+            ]
     fit = fit_stacked(
         segment.model,
         builder,
@@ -154,10 +181,15 @@ def run_segment(
         epochs=epochs,
         batch_size=batch_size,
     )
-    forecast = fit.predict(windows.X[list(segment.origins)])  # (origins, members)
-    seconds = fit.train_seconds / len(members)
-    for k, i in enumerate(segment.origins):
-        rows.append(_row(segment, windows, i, float(forecast[k, k]), seconds, seed))
+    first = min(cuts.values())
+    predicted = fit.predict(windows.X[first : segment.origins[-1] + 1])  # (months, members)
+    seconds = fit.train_seconds / len(segment.origins)
+    rows = []
+    for i in segment.origins:
+        point = float(predicted[i - first, columns[i, "forecast"]].mean())
+        checked = predicted[cuts[i] - first : i - first, columns[i, "evaluation"]].mean(axis=1)
+        bands = interval_bounds(point, windows.y[cuts[i] : i], checked)
+        rows.append(_row(segment, windows, i, point, bands, seconds, seed))
     return pd.DataFrame(rows, columns=BACKTEST_COLUMNS)
 
 
@@ -166,18 +198,18 @@ def run_segment(
     task_run_name="backtest-{segment.model}-from-{segment.first_target}",
     cache_policy=NO_CACHE,
 )
-def backtest_segment(
-    segment: Segment,
-    windows: Windows,
-    scaling: str,
-    epochs: int,
-    batch_size: int,
-    seed: int,
-) -> pd.DataFrame:
+def backtest_segment(segment: Segment, windows: Windows, settings: Settings) -> pd.DataFrame:
     """Backtest one model over one segment of origins (one stacked fit for a network)."""
     started = time.perf_counter()
     frame = run_segment(
-        segment, windows, scaling=scaling, epochs=epochs, batch_size=batch_size, seed=seed
+        segment,
+        windows,
+        scaling=settings.scaling,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+        seeds=settings.seeds,
+        test_fraction=settings.test_fraction,
     )
     get_run_logger().info(
         "%s: %d origins from %s fitted in %.1f s",
@@ -187,43 +219,6 @@ def backtest_segment(
         time.perf_counter() - started,
     )
     return frame
-
-
-@dataclass(frozen=True)
-class DieboldMariano:
-    """Diebold-Mariano test of equal squared error, with the HLN small-sample correction."""
-
-    stat: float  # negative: the model's squared errors are smaller than the baseline's
-    pvalue: float  # two-sided, Student t with n - 1 degrees of freedom
-    n: int
-
-
-def diebold_mariano(
-    model_errors: np.ndarray, baseline_errors: np.ndarray, horizon: int = 1
-) -> DieboldMariano:
-    """Compare two forecasts' errors on the same targets (loss: squared error).
-
-    The statistic uses the loss differential's autocovariances up to lag ``horizon - 1``,
-    is scaled by Harvey, Leybourne and Newbold's (1997) factor and referred to Student t
-    with n - 1 degrees of freedom. It is NaN when n < 2 or the differential is constant.
-    """
-    e1 = np.asarray(model_errors, dtype=np.float64)
-    e2 = np.asarray(baseline_errors, dtype=np.float64)
-    if e1.shape != e2.shape or e1.ndim != 1:
-        raise ValueError("error arrays must be one-dimensional and of equal length")
-    d = e1**2 - e2**2
-    n = len(d)
-    if n < 2 or horizon < 1 or horizon >= n:
-        return DieboldMariano(math.nan, math.nan, n)
-    centred = d - d.mean()
-    autocov = [float(np.dot(centred[k:], centred[: n - k]) / n) for k in range(horizon)]
-    variance = (autocov[0] + 2.0 * sum(autocov[1:])) / n
-    if not variance > 0.0:
-        return DieboldMariano(math.nan, math.nan, n)
-    dm = float(d.mean()) / math.sqrt(variance)
-    hln = math.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)
-    stat = dm * hln
-    return DieboldMariano(stat, float(2.0 * stats.t.sf(abs(stat), df=n - 1)), n)
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from scipy import stats
 
 from tasks.train import TrainedModel
 from tasks.windows import Windows
@@ -50,42 +52,163 @@ def compute_metrics(
 
 
 @dataclass(frozen=True)
+class DieboldMariano:
+    """Diebold-Mariano test of equal squared error, with the HLN small-sample correction."""
+
+    stat: float  # negative: the model's squared errors are smaller than the baseline's
+    pvalue: float  # two-sided, Student t with n - 1 degrees of freedom
+    n: int
+
+
+def diebold_mariano(
+    model_errors: np.ndarray, baseline_errors: np.ndarray, horizon: int = 1
+) -> DieboldMariano:
+    """Compare two forecasts' errors on the same targets (loss: squared error).
+
+    The statistic uses the loss differential's autocovariances up to lag ``horizon - 1``,
+    is scaled by Harvey, Leybourne and Newbold's (1997) factor and referred to Student t
+    with n - 1 degrees of freedom. It is NaN when n < 2 or the differential is constant.
+    """
+    e1 = np.asarray(model_errors, dtype=np.float64)
+    e2 = np.asarray(baseline_errors, dtype=np.float64)
+    if e1.shape != e2.shape or e1.ndim != 1:
+        raise ValueError("error arrays must be one-dimensional and of equal length")
+    d = e1**2 - e2**2
+    n = len(d)
+    if n < 2 or horizon < 1 or horizon >= n:
+        return DieboldMariano(math.nan, math.nan, n)
+    centred = d - d.mean()
+    autocov = [float(np.dot(centred[k:], centred[: n - k]) / n) for k in range(horizon)]
+    variance = (autocov[0] + 2.0 * sum(autocov[1:])) / n
+    if not variance > 0.0:
+        return DieboldMariano(math.nan, math.nan, n)
+    dm = float(d.mean()) / math.sqrt(variance)
+    hln = math.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)
+    stat = dm * hln
+    return DieboldMariano(stat, float(2.0 * stats.t.sf(abs(stat), df=n - 1)), n)
+
+
+@dataclass(frozen=True)
 class Evaluation:
-    """One model's test metrics and its per-month test predictions."""
+    """One model's test metrics, its per-month test predictions, and each member's scores."""
 
     model: str
     metrics: dict[str, float | int]
-    predictions: pd.DataFrame  # month, actual, predicted
+    predictions: pd.DataFrame  # month, actual, predicted (the ensemble's)
+    seed_metrics: pd.DataFrame  # seed, rmse, mae, theil_u2 (one row per member)
+
+
+SEED_METRIC_COLUMNS = ["seed", "rmse", "mae", "theil_u2"]
 
 
 def evaluate(model: TrainedModel, train: Windows, test: Windows) -> Evaluation:
     """Predict every test month with ``model`` and score it against the actual closes."""
-    predicted = model.predict(test.X)
+    members = model.member_predictions(test.X)
+    predicted = members.mean(axis=1) if members.shape[1] else model.predict(test.X)
     train_naive_mae = mae(train.y, train.last)
+    per_seed = []
+    for k, seed in enumerate(model.seeds):
+        m = compute_metrics(test.y, members[:, k], test.last, train_naive_mae)
+        per_seed.append(
+            {"seed": seed, "rmse": m["rmse"], "mae": m["mae"], "theil_u2": m["theil_u2"]}
+        )
     return Evaluation(
         model=model.name,
         metrics=compute_metrics(test.y, predicted, test.last, train_naive_mae),
         predictions=pd.DataFrame({"month": test.months, "actual": test.y, "predicted": predicted}),
+        seed_metrics=pd.DataFrame(per_seed, columns=SEED_METRIC_COLUMNS),
     )
 
 
-def rank_evaluations(evaluations: list[Evaluation]) -> list[dict[str, object]]:
-    """Leaderboard rows (rank, model and metrics), lowest test RMSE first."""
+def rank_evaluations(
+    evaluations: list[Evaluation], comparisons: pd.DataFrame | None = None
+) -> list[dict[str, object]]:
+    """Leaderboard rows, lowest test RMSE first: rank, model, metrics, spread, test vs naive.
+
+    ``seeds``, ``rmse_std``, ``rmse_min`` and ``rmse_max`` describe the members' own test
+    RMSEs (``seeds`` 0 and the rest NaN for a baseline; ``rmse_std`` NaN for one seed);
+    ``dm_stat`` and ``dm_pvalue`` come from ``comparisons`` (NaN for naive).
+    """
+    tests = {}
+    if comparisons is not None and len(comparisons):
+        tests = comparisons.set_index("model")[["dm_stat", "dm_pvalue"]].to_dict("index")
     ranked = sorted(evaluations, key=lambda e: e.metrics["rmse"])
-    return [{"rank": i, "model": e.model, **e.metrics} for i, e in enumerate(ranked, start=1)]
+    rows = []
+    for i, e in enumerate(ranked, start=1):
+        rmse = e.seed_metrics["rmse"]
+        test = tests.get(e.model, {"dm_stat": math.nan, "dm_pvalue": math.nan})
+        rows.append(
+            {
+                "rank": i,
+                "model": e.model,
+                **e.metrics,
+                "seeds": len(rmse),
+                "rmse_std": float(rmse.std(ddof=1)) if len(rmse) > 1 else math.nan,
+                "rmse_min": float(rmse.min()) if len(rmse) else math.nan,
+                "rmse_max": float(rmse.max()) if len(rmse) else math.nan,
+                **test,
+            }
+        )
+    return rows
+
+
+COMPARISON_COLUMNS = ["model", "baseline", "split", "dm_stat", "dm_pvalue", "n"]
+
+
+def compare_with_naive(evaluations: list[Evaluation], split: str = "test") -> pd.DataFrame:
+    """Diebold-Mariano test of each model against ``naive`` over the same test months.
+
+    Empty when ``naive`` was not evaluated.
+    """
+    by_model = {e.model: e.predictions.set_index("month") for e in evaluations}
+    if "naive" not in by_model:
+        return pd.DataFrame(columns=COMPARISON_COLUMNS)
+    base = by_model["naive"]
+    base_errors = base["actual"] - base["predicted"]
+    rows = []
+    for model, frame in by_model.items():
+        if model == "naive":
+            continue
+        errors = (frame["actual"] - frame["predicted"]).reindex(base_errors.index)
+        test = diebold_mariano(errors.to_numpy(), base_errors.to_numpy())
+        rows.append(
+            {
+                "model": model,
+                "baseline": "naive",
+                "split": split,
+                "dm_stat": test.stat,
+                "dm_pvalue": test.pvalue,
+                "n": test.n,
+            }
+        )
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
 @task(name="evaluate_model", task_run_name="evaluate-{model.name}", cache_policy=NO_CACHE)
 def evaluate_model(model: TrainedModel, train: Windows, test: Windows) -> Evaluation:
-    """Score one model on the test split."""
+    """Score one model (its ensemble, and each member) on the test split."""
     result = evaluate(model, train, test)
     m = result.metrics
+    spread = ""
+    if len(result.seed_metrics) > 1:
+        r = result.seed_metrics["rmse"]
+        spread = f" ({len(r)} seeds: {r.min():.1f} … {r.max():.1f})"
     get_run_logger().info(
-        "%s: test rmse %.1f, mae %.1f, mase %.3f, theil_u2 %.3f",
+        "%s: test rmse %.1f%s, mae %.1f, mase %.3f, theil_u2 %.3f",
         model.name,
         m["rmse"],
+        spread,
         m["mae"],
         m["mase"],
         m["theil_u2"],
     )
+    return result
+
+
+@task(name="compare_with_naive", cache_policy=NO_CACHE)
+def compare_with_naive_task(evaluations: list[Evaluation]) -> pd.DataFrame:
+    """Diebold-Mariano tests of every model against naive over the test months."""
+    result = compare_with_naive(evaluations)
+    for row in result.itertuples(index=False):
+        get_run_logger().info("%s vs naive: DM p = %.3f", row.model, row.dm_pvalue)
     return result

@@ -67,6 +67,32 @@ def record_run_failure(
     store.fail_run(path, run_id, error, failures)
 
 
+def model_rows(model: TrainedModel) -> list[dict[str, object]]:
+    """The ``models`` rows of one fit: one per seed (one row with seed NULL for a baseline)."""
+    common = {
+        "model": model.name,
+        "role": model.role,
+        "trained_through": model.trained_through,
+        "n_params": model.n_params,
+        "epochs": model.epochs,
+        "train_seconds": model.train_seconds,
+    }
+    if not model.seeds:
+        return [{**common, "seed": None, "artifact_path": None, "artifact_sha256": None}]
+    rows = []
+    for seed in model.seeds:
+        path, sha = model.artifacts.get(seed, (None, None))
+        rows.append(
+            {
+                **common,
+                "seed": seed,
+                "artifact_path": str(path) if path else None,
+                "artifact_sha256": sha,
+            }
+        )
+    return rows
+
+
 def build_output(
     run_id: str,
     download: Download,
@@ -74,8 +100,14 @@ def build_output(
     models: list[TrainedModel],
     evaluations: list[Evaluation],
     forecasts: list[Forecast],
+    comparisons: pd.DataFrame,
 ) -> store.RunOutput:
     """Gather a run's results into the frames the warehouse stores."""
+    seed_metrics = [
+        e.seed_metrics.assign(model=e.model, split="test")
+        for e in evaluations
+        if len(e.seed_metrics)
+    ]
     return store.RunOutput(
         run_id=run_id,
         snapshot_id=download.sha256,
@@ -83,18 +115,7 @@ def build_output(
         fetched_at=download.fetched_at,
         prices=prices[["month", "close"]],
         models=pd.DataFrame(
-            [
-                {
-                    "model": m.name,
-                    "n_params": m.n_params,
-                    "epochs": m.epochs,
-                    "train_seconds": m.train_seconds,
-                    "artifact_path": str(m.artifact_path) if m.artifact_path else None,
-                    "artifact_sha256": m.artifact_sha256,
-                    "seed": m.seed,
-                }
-                for m in models
-            ]
+            [row for m in models for row in model_rows(m)], columns=store.TABLE_COLUMNS["models"]
         ),
         metrics=pd.DataFrame(
             [{"model": e.model, "split": "test", **e.metrics} for e in evaluations]
@@ -103,6 +124,12 @@ def build_output(
             [e.predictions.assign(model=e.model) for e in evaluations], ignore_index=True
         ),
         forecasts=pd.DataFrame([vars(f) for f in forecasts]),
+        seed_metrics=(
+            pd.concat(seed_metrics, ignore_index=True)
+            if seed_metrics
+            else pd.DataFrame(columns=store.TABLE_COLUMNS["seed_metrics"])
+        ),
+        comparisons=comparisons,
     )
 
 
@@ -112,7 +139,7 @@ def write_run(path: Path, output: store.RunOutput) -> None:
     get_run_logger().info("writing run %s to %s", output.run_id, path)
     store.write_run(path, output)
     get_run_logger().info(
-        "wrote run %s: %d models, %d predictions, %d forecasts",
+        "wrote run %s: %d model fits, %d predictions, %d forecasts",
         output.run_id,
         len(output.models),
         len(output.predictions),

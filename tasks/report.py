@@ -23,23 +23,37 @@ VALIDATION_KEY = "sp500-validation"
 BACKTEST_KEY = "sp500-backtest"
 
 
+def significance(pvalue: object) -> str:
+    """The Diebold-Mariano verdict against naive, in words."""
+    if pvalue is None or pd.isna(pvalue):
+        return "no Diebold-Mariano test against naive (naive was not run, or too few months)"
+    if float(pvalue) < 0.05:
+        return f"beats naive significantly at 5 % (Diebold-Mariano p = {float(pvalue):.3f})"
+    return f"beats naive, but not significantly at 5 % (Diebold-Mariano p = {float(pvalue):.2f})"
+
+
 def choose_champion(leaderboard: Sequence[dict[str, object]]) -> tuple[str, str]:
     """Pick the lowest-RMSE model among those with theil_u2 < 1; else ``naive``.
 
     Returns:
-        The champion's name and one sentence saying why.
+        The champion's name and one sentence saying why, with its test against naive.
     """
     better = [r for r in leaderboard if float(r["theil_u2"]) < 1.0 and r["model"] != "naive"]
     if not better:
         return "naive", (
             "No model beat the naive last-value forecast on the test split "
-            "(every theil_u2 ≥ 1), so naive is champion."
+            "(every theil_u2 ≥ 1), so naive stays champion."
         )
     best = min(better, key=lambda r: float(r["rmse"]))
     return str(best["model"]), (
         f"{best['model']} has the lowest test RMSE ({float(best['rmse']):.1f}) among models "
-        f"that beat naive (theil_u2 {float(best['theil_u2']):.3f} < 1)."
+        f"that beat naive (theil_u2 {float(best['theil_u2']):.3f} < 1); it "
+        f"{significance(best.get('dm_pvalue'))}."
     )
+
+
+def _rounded(value: object, digits: int) -> float | None:
+    return None if value is None or pd.isna(value) else round(float(value), digits)
 
 
 def leaderboard_table(leaderboard: Sequence[dict[str, object]]) -> list[dict[str, object]]:
@@ -48,6 +62,11 @@ def leaderboard_table(leaderboard: Sequence[dict[str, object]]) -> list[dict[str
         {
             "model": r["model"],
             "rmse": round(float(r["rmse"]), 2),
+            "seeds": int(r.get("seeds", 0) or 0),
+            "rmse_std": _rounded(r.get("rmse_std"), 2),
+            "rmse_min": _rounded(r.get("rmse_min"), 2),
+            "rmse_max": _rounded(r.get("rmse_max"), 2),
+            "dm_pvalue": _rounded(r.get("dm_pvalue"), 4),
             "mae": round(float(r["mae"]), 2),
             "mase": round(float(r["mase"]), 3),
             "theil_u2": round(float(r["theil_u2"]), 4),
@@ -62,10 +81,17 @@ def backtest_table(
 ) -> list[dict[str, object]]:
     """Rows of the ``sp500-backtest`` table, best RMSE first (rmse, mae, theil_u2, dm_pvalue).
 
-    ``dm_pvalue`` is the Diebold-Mariano p-value against naive (None for naive itself).
+    ``dm_pvalue`` is the Diebold-Mariano p-value against naive (None for naive itself);
+    ``coverage_80`` and ``coverage_95`` the share of months inside each origin's bands.
     """
     pvalues = comparisons.set_index("model")["dm_pvalue"].to_dict() if len(comparisons) else {}
     seconds = predictions.groupby("model")["train_seconds"].sum().to_dict()
+    actual = predictions["actual"]
+    inside = predictions.assign(
+        inside_80=actual.between(predictions["lower_80"], predictions["upper_80"]),
+        inside_95=actual.between(predictions["lower_95"], predictions["upper_95"]),
+    )
+    coverage = inside.groupby("model")[["inside_80", "inside_95"]].mean().to_dict("index")
     rows = []
     for m in metrics.sort_values("rmse").itertuples(index=False):
         pvalue = pvalues.get(m.model)
@@ -76,6 +102,8 @@ def backtest_table(
                 "mae": round(float(m.mae), 2),
                 "theil_u2": round(float(m.theil_u2), 4),
                 "dm_pvalue": None if pvalue is None or pd.isna(pvalue) else round(pvalue, 4),
+                "coverage_80": round(float(coverage[m.model]["inside_80"]), 3),
+                "coverage_95": round(float(coverage[m.model]["inside_95"]), 3),
                 "seconds": round(float(seconds.get(m.model, 0.0)), 1),
             }
         )

@@ -5,31 +5,42 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from core.settings import Settings
 from tasks.keras_quiet import keras
 from tasks.models import FitOptions, Forecaster, model_spec
 from tasks.windows import Scaler, Windows
 
+ROLES = ("evaluation", "forecast")
+
 
 @dataclass
 class TrainedModel:
-    """A fitted model with what the warehouse records about it; ``predict`` returns prices."""
+    """A fitted model with what the warehouse records about it; ``predict`` returns prices.
+
+    ``role`` is ``evaluation`` (fitted on the training split, scored on the test split) or
+    ``forecast`` (fitted on every window, forecasts next month). ``trained_through`` is the
+    last target month the fit saw. ``artifacts`` maps each member's seed to its saved file
+    and that file's sha256.
+    """
 
     name: str
     forecaster: Forecaster
     train_seconds: float
-    artifact_path: Path | None = None
-    artifact_sha256: str | None = None
+    role: str = "evaluation"
+    trained_through: pd.Timestamp | None = None
+    artifacts: dict[int, tuple[Path, str]] = field(default_factory=dict)
 
     @property
     def n_params(self) -> int:
-        """Parameters of one fitted model (0 for naive, 1 for drift)."""
+        """Parameters of one fitted member (0 for naive, 1 for drift)."""
         return self.forecaster.n_params
 
     @property
@@ -38,13 +49,17 @@ class TrainedModel:
         return self.forecaster.epochs
 
     @property
-    def seed(self) -> int | None:
-        """The initialisation's seed; None for the baselines."""
-        return self.forecaster.seed
+    def seeds(self) -> tuple[int, ...]:
+        """One seed per ensemble member; empty for the baselines."""
+        return self.forecaster.seeds
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Forecast the next close for each raw window in ``X`` ``(n, window)``."""
         return self.forecaster.predict(X)
+
+    def member_predictions(self, X: np.ndarray) -> np.ndarray:
+        """Each member's forecasts ``(n, len(seeds))``."""
+        return self.forecaster.member_predictions(X)
 
 
 def sha256_file(path: Path) -> str:
@@ -75,60 +90,76 @@ def fit_model(
     epochs: int,
     batch_size: int,
     seed: int,
+    seeds: int = 1,
+    role: str = "evaluation",
     artifact_dir: Path | None = None,
     report: Callable[[int, float], None] | None = None,
 ) -> TrainedModel:
-    """Fit model ``name`` on training windows; what it can save goes to ``artifact_dir``.
+    """Fit model ``name`` (a network: ``seeds`` members, stacked); save what it can.
+
+    Files go to ``artifact_dir/{name}-{role}-seed{seed}.keras``, one per member.
 
     Raises:
-        ValueError: ``name`` is not in the registry.
+        ValueError: ``name`` is not in the registry, or ``role`` is not one of ``ROLES``.
     """
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; choose from {', '.join(ROLES)}")
     spec = model_spec(name)
     started = time.perf_counter()
-    forecaster = spec.fit(train, scaler, FitOptions(epochs, batch_size, seed, report))
-    model = TrainedModel(name, forecaster, time.perf_counter() - started)
+    forecaster = spec.fit(train, scaler, FitOptions(epochs, batch_size, seed, seeds, report))
+    model = TrainedModel(
+        name,
+        forecaster,
+        time.perf_counter() - started,
+        role=role,
+        trained_through=pd.Timestamp(train.months[-1]),
+    )
     if artifact_dir is not None:
         artifact_dir.mkdir(parents=True, exist_ok=True)
-        path = artifact_dir / f"{name}.keras"
-        if forecaster.save(path):
-            model.artifact_path = path
-            model.artifact_sha256 = sha256_file(path)
+        saved = forecaster.save(artifact_dir, f"{name}-{role}")
+        model.artifacts = {s: (path, sha256_file(path)) for s, path in saved.items()}
     return model
 
 
-@task(name="train_model", task_run_name="train-{name}", cache_policy=NO_CACHE)
+@task(name="train_model", task_run_name="train-{name}-{role}", cache_policy=NO_CACHE)
 def train_model(
     name: str,
     train: Windows,
     scaler: Scaler,
-    epochs: int,
-    batch_size: int,
-    seed: int,
+    settings: Settings,
+    role: str,
     artifact_dir: Path | None,
     position: str,
 ) -> TrainedModel:
-    """Fit one model, logging progress as ``model k/n`` and epochs."""
+    """Fit one model's ensemble for ``role``, logging progress as ``model k/n`` and epochs."""
     logger = get_run_logger()
+    epochs = settings.epochs
 
     def report(epoch: int, loss: float) -> None:
-        logger.info("%s (model %s): epoch %d/%d, loss %.4f", name, position, epoch, epochs, loss)
+        logger.info(
+            "%s (model %s, %s): epoch %d/%d, loss %.4f", name, position, role, epoch, epochs, loss
+        )
 
-    logger.info("%s (model %s): training", name, position)
+    logger.info("%s (model %s): training (%s)", name, position, role)
     model = fit_model(
         name,
         train,
         scaler,
         epochs=epochs,
-        batch_size=batch_size,
-        seed=seed,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+        seeds=settings.seeds,
+        role=role,
         artifact_dir=artifact_dir,
         report=report,
     )
     logger.info(
-        "%s (model %s): %d parameters, fitted in %.1f s",
+        "%s (model %s, %s): %d parameters x %d seeds, fitted in %.1f s",
         name,
         position,
+        role,
         model.n_params,
+        max(1, len(model.seeds)),
         model.train_seconds,
     )
     return model

@@ -208,21 +208,25 @@ class RunOutput:
     source: str
     fetched_at: datetime
     prices: pd.DataFrame  # month, close
-    models: pd.DataFrame  # model, n_params, epochs, train_seconds, artifact_path/sha256, seed
+    models: pd.DataFrame  # TABLE_COLUMNS["models"]: one row per model, role and seed
     metrics: pd.DataFrame  # model, split, rmse, mae, mape, mase, theil_u2, directional_accuracy, n
     predictions: pd.DataFrame  # model, month, actual, predicted
     forecasts: pd.DataFrame  # model, target_month, horizon, point, lower/upper 80/95
+    seed_metrics: pd.DataFrame  # model, seed, split, rmse, mae, theil_u2
+    comparisons: pd.DataFrame  # model, baseline, split, dm_stat, dm_pvalue, n
 
 
 TABLE_COLUMNS: dict[str, list[str]] = {
     "models": [
         "model",
+        "role",
+        "seed",
+        "trained_through",
         "n_params",
         "epochs",
         "train_seconds",
         "artifact_path",
         "artifact_sha256",
-        "seed",
     ],
     "metrics": [
         "model",
@@ -246,6 +250,8 @@ TABLE_COLUMNS: dict[str, list[str]] = {
         "lower_95",
         "upper_95",
     ],
+    "seed_metrics": ["model", "seed", "split", "rmse", "mae", "theil_u2"],
+    "comparisons": ["model", "baseline", "split", "dm_stat", "dm_pvalue", "n"],
 }
 
 
@@ -347,9 +353,13 @@ BACKTEST_TABLE_COLUMNS: dict[str, list[str]] = {
         "train_seconds",
         "fit",
         "seed",
+        "lower_80",
+        "upper_80",
+        "lower_95",
+        "upper_95",
     ],
     "metrics": TABLE_COLUMNS["metrics"],
-    "comparisons": ["model", "baseline", "split", "dm_stat", "dm_pvalue", "n"],
+    "comparisons": TABLE_COLUMNS["comparisons"],
 }
 
 
@@ -407,10 +417,17 @@ def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
         ).fetchall():
             raise WarehouseError(f"no completed run {run_id!r} in {path}")
         board = con.execute(
-            "SELECT rank() OVER (ORDER BY rmse) AS rank, model, rmse, mae, mape, mase, theil_u2,"
-            " directional_accuracy, n FROM metrics WHERE run_id = ? AND split = 'test'"
-            " ORDER BY rank, model",
-            [run_id],
+            "SELECT rank() OVER (ORDER BY m.rmse) AS rank, m.model, m.rmse, m.mae, m.mape,"
+            " m.mase, m.theil_u2, m.directional_accuracy, m.n, coalesce(s.seeds, 0) AS seeds,"
+            " s.rmse_std, s.rmse_min, s.rmse_max, c.dm_stat, c.dm_pvalue"
+            " FROM metrics m"
+            " LEFT JOIN (SELECT model, count(*) AS seeds, stddev_samp(rmse) AS rmse_std,"
+            "   min(rmse) AS rmse_min, max(rmse) AS rmse_max FROM seed_metrics"
+            "   WHERE run_id = ? AND split = 'test' GROUP BY model) s ON s.model = m.model"
+            " LEFT JOIN comparisons c ON c.run_id = m.run_id AND c.model = m.model"
+            "   AND c.split = 'test' AND c.baseline = 'naive'"
+            " WHERE m.run_id = ? AND m.split = 'test' ORDER BY rank, m.model",
+            [run_id, run_id],
         ).df()
         prices = con.execute(
             "SELECT p.month, p.close FROM prices p JOIN runs r USING (snapshot_id)"

@@ -81,7 +81,7 @@ def test_run_then_query_as_a_new_user(cli_env, http_server: LocalServer, tmp_pat
     assert result.stderr.splitlines()[0] == "loading TensorFlow…"  # our first line
     for notice in ("absl::InitializeLog", "oneDNN", "cpu_feature_guard", "rebuild TensorFlow"):
         assert notice not in output  # TensorFlow's start-up notices are filtered
-    assert "gru (model 3/3): epoch 2/2" in output  # progress while training
+    assert "gru (model 3/3, forecast): epoch 2/2" in output  # progress while training
     assert "completed: 3 models" in result.stdout
 
     table = sp500(
@@ -136,3 +136,29 @@ def test_http_404_exits_non_zero_with_one_line(http_server: LocalServer, tmp_pat
     errors = [x for x in result.stderr.splitlines() if x.startswith("error:")]
     assert errors[-1] == f"error: HTTP 404 Not Found from {missing}"
     assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "backtest", "serve"])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "seeds: Input should be greater than or equal to 1"),
+        ("-2", "seeds: Input should be greater than or equal to 1"),
+        ("two", "seeds: Input should be a valid integer"),
+        ("2.5", "seeds: Input should be a valid integer"),
+    ],
+)
+def test_bad_seeds_fail_with_one_line_and_write_nothing(
+    command, value, message, tmp_path, monkeypatch
+) -> None:
+    for name in [k for k in os.environ if k.startswith("SP500_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # serve takes its warehouse from the default path here
+    args = [command, "--seeds", value]
+    if command != "serve":
+        args += ["--warehouse", str(tmp_path / "w.duckdb")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    (line,) = [x for x in result.stderr.splitlines() if x.strip()]
+    assert line.startswith("error: invalid settings:") and message in line
+    assert list(tmp_path.iterdir()) == []

@@ -42,6 +42,7 @@ def settings(source: str, warehouse: Path, **kw: object) -> Settings:
         "origins": 4,
         "chunk_size": 2,
         "epochs": 2,
+        "seeds": 2,
         "download_attempts": 1,
         "timeout_seconds": 5,
     }
@@ -143,6 +144,19 @@ def test_naive_backtest_on_the_real_data(
     assert (first, last) == (frame["date"].iloc[-60][:7], frame["date"].iloc[-1][:7])
     ((pvalue,),) = rows(warehouse, "SELECT dm_pvalue FROM comparisons WHERE model = 'drift'")
     assert 0.0 < pvalue < 1.0
+    # naive's bands at each origin, built as a monthly run there would build them: the
+    # quantiles of log(actual / last close) over the test part of the samples before it
+    inside = []
+    n = len(close) - 12
+    for i in range(n - 60, n):
+        cut = int(i * 0.8)
+        residuals = np.log(close[cut + 12 : i + 12] / close[cut + 11 : i + 11])
+        low, high = close[i + 11] * np.exp(np.quantile(residuals, [0.10, 0.90]))
+        inside.append(low <= close[i + 12] <= high)
+    ((coverage,),) = rows(
+        warehouse, "SELECT coverage_80 FROM backtest_leaderboard WHERE model = 'naive'"
+    )
+    assert coverage == pytest.approx(np.mean(inside))
 
 
 # --- the CLI with each task runner ------------------------------------------------------
@@ -214,6 +228,7 @@ def test_thread_process_and_dask_runners_agree(
     address, cluster_log = dask_cluster
     url = http_server.serve("/s.csv", Route(body=to_csv_bytes(synthetic_prices(80, seed=6))))
     options = {"models": "naive,drift,gru", "origins": 4, "chunk_size": 2, "epochs": 3}
+    options["seeds"] = 2
     # the thread runner in this process; the process and Dask runners through the CLI, the
     # process runner against a running server, Dask as a new user (the CLI starts a server)
     reference = tmp_path / "thread.duckdb"
@@ -223,7 +238,7 @@ def test_thread_process_and_dask_runners_agree(
     assert state.is_completed(), state.message
     results = {"thread": backtest_rows(reference)}
     common = ["--source", url, "--models", "naive,drift,gru", "--origins", "4"]
-    common += ["--chunk-size", "2", "--epochs", "3"]
+    common += ["--chunk-size", "2", "--epochs", "3", "--seeds", "2"]
     for runner, env, extra in [
         ("process", prefect_server, []),
         ("dask", cli_env, ["--dask-address", address]),

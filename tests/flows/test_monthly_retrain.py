@@ -37,6 +37,8 @@ def counts(path: Path) -> dict[str, int]:
         "predictions",
         "forecasts",
         "validation_failures",
+        "seed_metrics",
+        "comparisons",
     ]
     return {t: rows(path, f"SELECT count(*) FROM {t}")[0][0] for t in tables}
 
@@ -46,7 +48,7 @@ def test_synthetic_series_over_http_fills_tables_and_reruns_as_no_op(
 ) -> None:
     url = http_server.serve("/s.csv", Route(body=to_csv_bytes(synthetic_prices(150, seed=2))))
     warehouse = tmp_path / "w.duckdb"
-    config = settings(url, warehouse, models="naive,drift,lstm")
+    config = settings(url, warehouse, models="naive,drift,lstm", seeds=2)
     state = monthly_retrain(config, return_state=True)
     assert state.is_completed(), state.message
     summary = state.result()
@@ -60,16 +62,27 @@ def test_synthetic_series_over_http_fills_tables_and_reruns_as_no_op(
         "snapshots": 1,
         "prices": 150,
         "runs": 1,
-        "models": 3,
+        "models": 2 * (1 + 1 + 2),  # evaluation and forecast fits; lstm's two seeds
         "metrics": 3,
         "predictions": 3 * 28,
         "forecasts": 3,
         "validation_failures": 0,
+        "seed_metrics": 2,
+        "comparisons": 2,
     }
-    ((path, sha),) = rows(
-        warehouse, "SELECT artifact_path, artifact_sha256 FROM models WHERE model = 'lstm'"
+    saved = rows(
+        warehouse,
+        "SELECT role, seed, artifact_path, artifact_sha256 FROM models WHERE model = 'lstm'"
+        " ORDER BY role, seed",
     )
-    assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == sha
+    assert [(role, seed) for role, seed, _, _ in saved] == [
+        ("evaluation", 42),
+        ("evaluation", 43),
+        ("forecast", 42),
+        ("forecast", 43),
+    ]
+    for _, _, path, sha in saved:
+        assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == sha
     assert rows(warehouse, "SELECT DISTINCT target_month::VARCHAR FROM forecasts") == [
         ("2002-07-01",)
     ]
@@ -84,6 +97,7 @@ def test_synthetic_series_over_http_fills_tables_and_reruns_as_no_op(
     assert forced.is_completed()
     after = counts(warehouse)
     assert after["runs"] == 2 and after["metrics"] == 6 and after["snapshots"] == 1
+    assert after["models"] == 2 * first["models"]
 
 
 def test_real_data_over_http_reproduces_lesson_split(
@@ -120,8 +134,26 @@ def test_real_data_over_http_reproduces_lesson_split(
         "lstm": 4897,
         "conv1d_lstm": 8993,
     }
-    seeds = dict(rows(warehouse, "SELECT model, seed FROM models"))
-    assert seeds == {"naive": None, "drift": None} | dict.fromkeys(KERAS_MODELS, 42)
+    # every model fitted twice (evaluation, forecast); a network as 5 seeds, one row each
+    fits = rows(
+        warehouse,
+        "SELECT model, role, trained_through::VARCHAR, list(seed ORDER BY seed)"
+        " FROM models GROUP BY ALL ORDER BY ALL",
+    )
+    split = int(n_samples * 0.8)
+    through = {"evaluation": frame["date"].iloc[12 + split - 1], "forecast": frame["date"].iloc[-1]}
+    assert fits == sorted(
+        (m, role, through[role], [None] if m in ("naive", "drift") else list(range(42, 47)))
+        for m in ("naive", "drift", *KERAS_MODELS)
+        for role in ("evaluation", "forecast")
+    )
+    spread = rows(warehouse, "SELECT model, seeds, rmse_min <= rmse_max FROM leaderboard")
+    assert {m: (n, ok) for m, n, ok in spread} == {
+        "naive": (0, None),
+        "drift": (0, None),
+    } | dict.fromkeys(KERAS_MODELS, (5, True))
+    tested = rows(warehouse, "SELECT model FROM comparisons WHERE split = 'test' ORDER BY 1")
+    assert [m for (m,) in tested] == sorted(["drift", *KERAS_MODELS])
     assert rows(
         warehouse, "SELECT n_rows, first_month::VARCHAR, last_month::VARCHAR FROM snapshots"
     ) == [(len(frame), frame["date"].iloc[0], frame["date"].iloc[-1])]
@@ -226,5 +258,10 @@ def test_tags_label_the_flow_run_but_not_its_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
         )
     assert {"sp500", "scaling:window"} <= set(run.tags)
-    assert {t.name for t in task_runs} >= {"train-naive", "evaluate-naive", "forecast-naive"}
+    assert {t.name for t in task_runs} >= {
+        "train-naive-evaluation",
+        "evaluate-naive",
+        "train-naive-forecast",
+        "forecast-naive",
+    }
     assert [t.tags for t in task_runs] == [[]] * len(task_runs)

@@ -21,7 +21,15 @@ from tests.conftest import LocalServer, Route, duckdb_writer, synthetic_prices, 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SP500 = Path(sys.executable).with_name("sp500")
-RESULT_TABLES = ("models", "metrics", "predictions", "forecasts", "backtest_predictions")
+RESULT_TABLES = (
+    "models",
+    "metrics",
+    "predictions",
+    "forecasts",
+    "seed_metrics",
+    "comparisons",
+    "backtest_predictions",
+)
 
 
 class Run:
@@ -83,8 +91,12 @@ def consistency(warehouse: Path) -> dict[str, object]:
             ).fetchall()
         ]
         for run_id in completed:
-            (n_models,) = one("SELECT count(*) FROM models WHERE run_id = ?", run_id)
+            (n_models,) = one("SELECT count(DISTINCT model) FROM models WHERE run_id = ?", run_id)
             assert n_models > 0
+            (n_fits,) = one(
+                "SELECT count(DISTINCT (model, role)) FROM models WHERE run_id = ?", run_id
+            )
+            assert n_fits == 2 * n_models  # an evaluation and a forecast fit of each
             assert one("SELECT count(*) FROM metrics WHERE run_id = ?", run_id)[0] == n_models
             assert one("SELECT count(*) FROM forecasts WHERE run_id = ?", run_id)[0] == n_models
             (n_test, distinct_n) = one(
@@ -142,6 +154,7 @@ def test_sigkill_at_random_moments_loses_nothing(
         "SP500_WAREHOUSE": str(warehouse),
         "SP500_MODELS": "naive,drift,simple_rnn",
         "SP500_EPOCHS": "2",
+        "SP500_SEEDS": "2",
         "SP500_TIMEOUT_SECONDS": "60",
     }
     base = Run(env, "--source", http_server.base_url + "/fast.csv")
@@ -207,6 +220,7 @@ def test_two_runs_at_once_one_proceeds_the_other_says_busy(
         "SP500_SOURCE": url,
         "SP500_MODELS": "naive,gru",
         "SP500_EPOCHS": "2",
+        "SP500_SEEDS": "2",
         "SP500_TIMEOUT_SECONDS": "120",
     }
     first = Run(env, "--source", slow)  # a slow download keeps it busy for a while

@@ -177,7 +177,12 @@ def test_serve_schedules_and_runs_with_artifacts(
     assert run.name == "retrain-2000-10"
     assert set(run.tags) >= {"sp500", "scaling:window"}
     names = {t.name for t in task_runs}
-    assert {"train-lstm", "evaluate-lstm", "forecast-lstm"} <= names
+    assert {
+        "train-lstm-evaluation",
+        "evaluate-lstm",
+        "train-lstm-forecast",
+        "forecast-lstm",
+    } <= names
     for step in ("download_csv", "validate_prices", "make_windows", "write_run", "publish_results"):
         assert any(n.startswith(step) for n in names), (step, names)
     assert all(t.state.is_completed() for t in task_runs)
@@ -188,7 +193,9 @@ def test_serve_schedules_and_runs_with_artifacts(
 
     # what a person sees: the flow-run page and the artifact page in headless Chromium
     ui = env["PREFECT_API_URL"].removesuffix("/api")
-    dom = _screenshot(f"{ui}/runs/flow-run/{run.id}", tmp_path / "flow-run.png", "train-lstm")
+    dom = _screenshot(
+        f"{ui}/runs/flow-run/{run.id}", tmp_path / "flow-run.png", "train-lstm-forecast"
+    )
     if dom is None:
         pytest.skip("no chromium on this machine (tests/setup_browser.sh installs it)")
     assert "retrain-2000-10" in dom

@@ -9,12 +9,13 @@ from scipy import stats
 
 from core.errors import PipelineError
 from tasks.backtest import (
-    diebold_mariano,
+    evaluation_cut,
     max_origins,
     plan_segments,
     run_segment,
     summarize_backtest,
 )
+from tasks.evaluate import diebold_mariano
 from tasks.windows import Windows, make_windows
 from tests.conftest import synthetic_prices
 
@@ -96,12 +97,36 @@ def test_forecast_at_an_origin_never_sees_its_target_or_later(model) -> None:
     target = windows.months[46]
     honest = segment_run(segment, windows)
     leaked = segment_run(segment, tampered_from(frame, target))
-    assert leaked["predicted"].iloc[:2].tolist() == pytest.approx(
-        honest["predicted"].iloc[:2].tolist(), rel=1e-6
-    )
+    for column in ("predicted", "lower_80", "upper_80", "lower_95", "upper_95"):
+        assert leaked[column].iloc[:2].tolist() == pytest.approx(
+            honest[column].iloc[:2].tolist(), rel=1e-6
+        ), column
     assert leaked["actual"].iloc[1] == pytest.approx(3.0 * honest["actual"].iloc[1])
     # the last origin saw a tripled month, so its forecast moves: the tampering is real
     assert leaked["predicted"].iloc[2] != pytest.approx(honest["predicted"].iloc[2], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_an_origin_forecasts_with_a_seed_ensemble_and_checked_bands() -> None:
+    windows = windows_of()
+    (segment,) = plan_segments(windows, ("gru",), 2, 2)
+    one = segment_run(segment, windows, seeds=1)
+    three = segment_run(segment, windows, seeds=3)
+    assert three["seed"].tolist() == [7, 7]  # the ensemble's first seed
+    assert not np.allclose(one["predicted"], three["predicted"])  # more members, new mean
+    for frame in (one, three):
+        assert (frame["lower_95"] <= frame["lower_80"]).all()
+        assert (frame["lower_80"] < frame["upper_80"]).all()
+        assert (frame["upper_80"] <= frame["upper_95"]).all()
+        assert np.isfinite(frame[["lower_95", "upper_95"]].to_numpy()).all()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("origin", "test_fraction", "cut"), [(40, 0.2, 32), (8, 0.2, 6), (9, 0.01, 8), (2, 0.9, 1)]
+)
+def test_evaluation_cut_is_the_monthly_runs_split(origin, test_fraction, cut) -> None:
+    assert evaluation_cut(origin, test_fraction) == cut
 
 
 @pytest.mark.unit

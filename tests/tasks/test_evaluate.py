@@ -4,7 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.evaluate import compute_metrics, evaluate
+from tasks.evaluate import (
+    SEED_METRIC_COLUMNS,
+    Evaluation,
+    compare_with_naive,
+    compute_metrics,
+    diebold_mariano,
+    evaluate,
+    rank_evaluations,
+)
 from tasks.forecast import interval_bounds, next_month_forecast
 from tasks.train import fit_model
 from tasks.windows import fit_scaler, make_windows, split_chronologically
@@ -59,3 +67,65 @@ def test_evaluate_and_forecast_baselines_end_to_end() -> None:
     assert forecast.point == close[-1]
     assert forecast.target_month == pd.Timestamp("2006-09-01")
     assert forecast.lower_95 <= forecast.lower_80 <= forecast.point <= forecast.upper_80
+
+
+def _evaluation(model: str, predicted: np.ndarray, actual: np.ndarray) -> Evaluation:
+    months = pd.date_range("2010-01-01", periods=len(actual), freq="MS")
+    frame = pd.DataFrame({"month": months, "actual": actual, "predicted": predicted})
+    return Evaluation(model, {"rmse": 1.0}, frame, pd.DataFrame(columns=SEED_METRIC_COLUMNS))
+
+
+def test_models_are_tested_against_naive_over_the_same_months() -> None:
+    rng = np.random.default_rng(5)
+    actual = 100 + np.cumsum(rng.normal(0, 1, 40))
+    naive = np.r_[100.0, actual[:-1]]
+    evaluations = [
+        _evaluation("naive", naive, actual),
+        _evaluation("close", actual + rng.normal(0, 0.1, 40), actual),
+        _evaluation("same", naive, actual),
+    ]
+    result = compare_with_naive(evaluations).set_index("model")
+    assert list(result.index) == ["close", "same"]
+    assert set(result["split"]) == {"test"} and set(result["baseline"]) == {"naive"}
+    expected = diebold_mariano(
+        actual - evaluations[1].predictions["predicted"].to_numpy(), actual - naive
+    )
+    assert result.loc["close", "dm_stat"] == pytest.approx(expected.stat)
+    assert result.loc["close", "dm_pvalue"] < 0.01
+    assert np.isnan(result.loc["same", "dm_pvalue"])  # identical errors: undefined
+    assert compare_with_naive(evaluations[1:]).empty  # no naive, nothing to compare
+
+
+def test_the_leaderboard_shows_each_seeds_spread() -> None:
+    actual = np.linspace(100, 140, 30)
+    members = pd.DataFrame(
+        {"seed": [1, 2, 3], "rmse": [2.0, 3.0, 7.0], "mae": [1.0] * 3, "theil_u2": [0.9] * 3}
+    )
+    ensemble = Evaluation(
+        "gru", {"rmse": 2.5}, _evaluation("gru", actual, actual).predictions, members
+    )
+    naive = _evaluation("naive", actual, actual)
+    naive = Evaluation("naive", {"rmse": 3.0}, naive.predictions, naive.seed_metrics)
+    comparisons = pd.DataFrame(
+        [
+            {
+                "model": "gru",
+                "baseline": "naive",
+                "split": "test",
+                "dm_stat": -2.0,
+                "dm_pvalue": 0.04,
+                "n": 30,
+            }
+        ]
+    )
+    first, second = rank_evaluations([naive, ensemble], comparisons)
+    assert (first["model"], first["seeds"], first["rmse_min"], first["rmse_max"]) == (
+        "gru",
+        3,
+        2.0,
+        7.0,
+    )
+    assert first["rmse_std"] == pytest.approx(np.std([2.0, 3.0, 7.0], ddof=1))
+    assert first["dm_pvalue"] == 0.04
+    assert second["model"] == "naive" and second["seeds"] == 0
+    assert np.isnan(second["rmse_std"]) and np.isnan(second["dm_pvalue"])

@@ -15,10 +15,22 @@ from tasks.report import (
 pytestmark = pytest.mark.unit
 
 
-def board(*rows: tuple[str, float, float]) -> list[dict[str, object]]:
+def board(*rows: tuple[str, float, float], pvalue: float = 0.2) -> list[dict[str, object]]:
     ordered = sorted(rows, key=lambda r: r[1])
     return [
-        {"rank": i, "model": m, "rmse": rmse, "mae": rmse * 0.7, "mase": 1.0, "theil_u2": u2}
+        {
+            "rank": i,
+            "model": m,
+            "rmse": rmse,
+            "mae": rmse * 0.7,
+            "mase": 1.0,
+            "theil_u2": u2,
+            "seeds": 0 if m == "naive" else 5,
+            "rmse_std": float("nan") if m == "naive" else 1.5,
+            "rmse_min": float("nan") if m == "naive" else rmse - 1,
+            "rmse_max": float("nan") if m == "naive" else rmse + 2,
+            "dm_pvalue": float("nan") if m == "naive" else pvalue,
+        }
         for i, (m, rmse, u2) in enumerate(ordered, 1)
     ]
 
@@ -36,13 +48,42 @@ def test_champion(rows, champion: str) -> None:
     name, reason = choose_champion(board(*rows))
     assert name == champion
     if champion == "naive":
-        assert "No model beat the naive" in reason
+        assert "so naive stays champion" in reason
+    else:
+        assert "beats naive, but not significantly at 5 % (Diebold-Mariano p = 0.20)" in reason
+
+
+@pytest.mark.parametrize(
+    ("pvalue", "words"),
+    [
+        (0.012, "beats naive significantly at 5 % (Diebold-Mariano p = 0.012)"),
+        (0.41, "beats naive, but not significantly at 5 % (Diebold-Mariano p = 0.41)"),
+        (float("nan"), "no Diebold-Mariano test against naive"),
+    ],
+)
+def test_champion_states_its_test_against_naive_in_words(pvalue: float, words: str) -> None:
+    _, reason = choose_champion(board(("naive", 127.0, 1.0), ("gru", 119.0, 0.93), pvalue=pvalue))
+    assert words in reason
 
 
 def test_leaderboard_table_columns() -> None:
     table = leaderboard_table(board(("naive", 127.0, 1.0), ("lstm", 120.0, 0.94)))
-    assert list(table[0]) == ["model", "rmse", "mae", "mase", "theil_u2", "rank"]
+    assert list(table[0]) == [
+        "model",
+        "rmse",
+        "seeds",
+        "rmse_std",
+        "rmse_min",
+        "rmse_max",
+        "dm_pvalue",
+        "mae",
+        "mase",
+        "theil_u2",
+        "rank",
+    ]
     assert [r["model"] for r in table] == ["lstm", "naive"]
+    assert (table[0]["seeds"], table[0]["rmse_std"], table[0]["rmse_max"]) == (5, 1.5, 122.0)
+    assert table[1]["rmse_std"] is None and table[1]["dm_pvalue"] is None
 
 
 def frames():

@@ -24,8 +24,8 @@ def test_a_one_member_stacked_fit_trains_like_plain_keras(name: str) -> None:
     train, test = _train_split()
     scaler = fit_scaler("window", train)
     model = fit_model(name, train, scaler, epochs=3, batch_size=16, seed=11)
-    assert model.forecaster.network is not None
-    assert model.seed == 11
+    assert model.seeds == (11,)
+    (member,) = model.forecaster.members
 
     keras.utils.set_random_seed(11)  # the batch order
     reference = KERAS_BUILDERS[name](12, 11)
@@ -38,29 +38,54 @@ def test_a_one_member_stacked_fit_trains_like_plain_keras(name: str) -> None:
         shuffle=True,
         verbose=0,
     )
-    for ours, theirs in zip(
-        model.forecaster.network.get_weights(), reference.get_weights(), strict=True
-    ):
+    for ours, theirs in zip(member.network.get_weights(), reference.get_weights(), strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
     expected = np.asarray(reference(scaler.transform_X(test.X), training=False)).reshape(-1)
     np.testing.assert_allclose(model.predict(test.X), scaler.inverse_y(expected, test.X), rtol=1e-4)
 
 
 @pytest.mark.slow
-def test_saved_network_is_a_plain_keras_model(tmp_path) -> None:
+def test_each_member_is_saved_as_a_plain_keras_model(tmp_path) -> None:
     train, test = _train_split()
     scaler = fit_scaler("window", train)
-    model = fit_model("gru", train, scaler, epochs=1, batch_size=16, seed=3, artifact_dir=tmp_path)
-    assert model.artifact_path == tmp_path / "gru.keras"
-    loaded = load_network(model.artifact_path, model.artifact_sha256)
-    assert {type(layer).__module__.split(".")[0] for layer in loaded.layers} == {"keras"}
-    assert loaded.count_params() == model.n_params == 3905
-    X = scaler.transform_X(test.X)
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(loaded(X)),
-        keras.ops.convert_to_numpy(model.forecaster.network(X)),
-        rtol=1e-6,
+    model = fit_model(
+        "gru", train, scaler, epochs=1, batch_size=16, seed=3, seeds=2, artifact_dir=tmp_path
     )
-    model.artifact_path.write_bytes(model.artifact_path.read_bytes() + b"tampered")
+    assert model.role == "evaluation" and model.trained_through == train.months[-1]
+    assert sorted(model.artifacts) == [3, 4]
+    X = scaler.transform_X(test.X)
+    for member in model.forecaster.members:
+        path, sha = model.artifacts[member.seed]
+        assert path == tmp_path / f"gru-evaluation-seed{member.seed}.keras"
+        loaded = load_network(path, sha)
+        assert {type(layer).__module__.split(".")[0] for layer in loaded.layers} == {"keras"}
+        assert loaded.count_params() == model.n_params == 3905
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(loaded(X)),
+            keras.ops.convert_to_numpy(member.network(X)),
+            rtol=1e-6,
+        )
+    # the ensemble's forecast is the mean of its members' price forecasts
+    members = model.member_predictions(test.X)
+    assert members.shape == (len(test), 2)
+    assert not np.allclose(members[:, 0], members[:, 1])  # two seeds, two networks
+    np.testing.assert_allclose(model.predict(test.X), members.mean(axis=1))
+    path, sha = model.artifacts[3]
+    path.write_bytes(path.read_bytes() + b"tampered")
     with pytest.raises(ValueError, match="sha256"):
-        load_network(model.artifact_path, model.artifact_sha256)
+        load_network(path, sha)
+
+
+@pytest.mark.unit
+def test_an_unknown_role_is_refused() -> None:
+    train, _ = _train_split()
+    with pytest.raises(ValueError, match="unknown role 'final'"):
+        fit_model(
+            "naive",
+            train,
+            fit_scaler("window", train),
+            epochs=1,
+            batch_size=8,
+            seed=0,
+            role="final",
+        )

@@ -28,13 +28,16 @@ def output(run_id: str, snapshot: str = "abc") -> store.RunOutput:
             [
                 {
                     "model": "naive",
+                    "role": role,
+                    "seed": None,
+                    "trained_through": months[through],
                     "n_params": 0,
                     "epochs": 0,
                     "train_seconds": 0.0,
                     "artifact_path": None,
                     "artifact_sha256": None,
-                    "seed": None,
                 }
+                for role, through in (("evaluation", 1), ("forecast", 2))
             ]
         ),
         metrics=pd.DataFrame(
@@ -69,6 +72,8 @@ def output(run_id: str, snapshot: str = "abc") -> store.RunOutput:
                 }
             ]
         ),
+        seed_metrics=pd.DataFrame(columns=store.TABLE_COLUMNS["seed_metrics"]),
+        comparisons=pd.DataFrame(columns=store.TABLE_COLUMNS["comparisons"]),
     )
 
 
@@ -196,6 +201,10 @@ def backtest_output(run_id: str, snapshot: str = "abc", dm_pvalue: float | None 
                 "train_seconds": [0.0, 0.1],
                 "fit": ["scratch", "scratch"],
                 "seed": [None, 42],
+                "lower_80": [2.5, 2.0],  # naive's 80 % band misses the actual 3.0
+                "upper_80": [2.9, 3.0],
+                "lower_95": [2.0, 1.5],
+                "upper_95": [3.5, 3.5],
             }
         ),
         metrics=pd.concat(
@@ -234,9 +243,14 @@ def test_backtest_is_written_whole_and_stays_off_the_retrain_leaderboard(tmp_pat
     assert rows == [("r1",)]
     assert store.last_completed_run(path).run_id == "r1"
     _, rows = store.query(
-        path, "SELECT rank, model, dm_pvalue, train_seconds, run_id FROM backtest_leaderboard"
+        path,
+        "SELECT rank, model, dm_pvalue, train_seconds, coverage_80, coverage_95, run_id"
+        " FROM backtest_leaderboard",
     )
-    assert rows == [(1, "drift", 0.04, 0.1, "b1"), (2, "naive", None, 0.0, "b1")]
+    assert rows == [
+        (1, "drift", 0.04, 0.1, 1.0, 1.0, "b1"),
+        (2, "naive", None, 0.0, 0.0, 1.0, "b1"),
+    ]
     assert count(path, "snapshots") == 1  # same bytes as the retrain: stored once
 
 
@@ -258,7 +272,7 @@ def test_failed_backtest_write_leaves_nothing(tmp_path) -> None:
 
 
 def test_later_migrations_keep_existing_runs(tmp_path) -> None:
-    """A warehouse at version 2 (before backtests and seeds) keeps its run through 3 and 4."""
+    """A warehouse at version 2 (before backtests and seeds) keeps its run through 3 to 5."""
     path = tmp_path / "w.duckdb"
     with duckdb.connect(str(path)) as con:
         con.execute(
@@ -274,10 +288,65 @@ def test_later_migrations_keep_existing_runs(tmp_path) -> None:
         )
         con.execute("INSERT INTO models VALUES ('old', 'gru', 3905, 60, 8.0, 'm/gru.keras', 'ab')")
         con.execute("INSERT INTO metrics VALUES ('old', 'gru', 'test', 1, 1, 1, 1, 1, 0, 1)")
-    assert store.migrate(path) == store.migration_files()[-1][0] >= 4
+    assert store.migrate(path) == store.migration_files()[-1][0] >= 5
     _, rows = store.query(path, "SELECT run_id, kind FROM runs")
     assert rows == [("old", "retrain")]
     _, rows = store.query(path, "SELECT DISTINCT run_id FROM leaderboard")
     assert rows == [("old",)]
-    _, rows = store.query(path, "SELECT model, n_params, seed FROM models")
-    assert rows == [("gru", 3905, None)]
+    _, rows = store.query(path, "SELECT model, role, n_params, seed, trained_through FROM models")
+    assert rows == [("gru", "evaluation", 3905, None, None)]
+    _, rows = store.query(path, "SELECT model, seeds, rmse_std, dm_pvalue FROM leaderboard")
+    assert rows == [("gru", 0, None, None)]
+
+
+def test_seed_metrics_and_test_comparisons_reach_the_leaderboard(tmp_path) -> None:
+    path = tmp_path / "w.duckdb"
+    store.migrate(path)
+    store.start_run(path, "r1", None, PARAMS)
+    base = output("r1")
+    gru = base.metrics.assign(model="gru", rmse=0.5, theil_u2=0.5)
+    members = pd.DataFrame(
+        {
+            "model": "gru",
+            "seed": [42, 43, 44],
+            "split": "test",
+            "rmse": [0.4, 0.6, 0.8],
+            "mae": [0.4, 0.6, 0.8],
+            "theil_u2": [0.4, 0.6, 0.8],
+        }
+    )
+    test = pd.DataFrame(
+        [
+            {
+                "model": "gru",
+                "baseline": "naive",
+                "split": "test",
+                "dm_stat": -1.0,
+                "dm_pvalue": 0.3,
+                "n": 1,
+            }
+        ]
+    )
+    run = store.RunOutput(
+        **{
+            **vars(base),
+            "metrics": pd.concat([base.metrics, gru], ignore_index=True),
+            "seed_metrics": members,
+            "comparisons": test,
+        }
+    )
+    store.write_run(path, run)
+    _, rows = store.query(
+        path,
+        "SELECT rank, model, rmse, seeds, round(rmse_std, 6), rmse_min, rmse_max, dm_pvalue"
+        " FROM leaderboard",
+    )
+    assert rows == [
+        (1, "gru", 0.5, 3, 0.2, 0.4, 0.8, 0.3),
+        (2, "naive", 1.0, 0, None, None, None, None),
+    ]
+    report = store.read_run_report(path)
+    assert [r["seeds"] for r in report.leaderboard] == [3, 0]
+    assert report.leaderboard[0]["dm_pvalue"] == 0.3
+    _, rows = store.query(path, "SELECT role, trained_through FROM models ORDER BY role")
+    assert [r[0] for r in rows] == ["evaluation", "forecast"]
