@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.specs import canonical, split_specs
+
 DEFAULT_SOURCE = "https://datatweets.com/datasets/sp500_monthly.csv"
 KERAS_MODELS: tuple[str, ...] = ("simple_rnn", "gru", "lstm", "conv1d_lstm")
 BASELINE_MODELS: tuple[str, ...] = ("naive", "drift")
@@ -49,20 +51,18 @@ class Settings(BaseSettings):
     @classmethod
     def _split_models(cls, value: object) -> object:
         if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
+            value = split_specs(value)  # commas inside name[key=value,...] stay
         return value
 
     @field_validator("models")
     @classmethod
     def _known_models(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [name for name in value if name not in ALL_MODELS]
-        if unknown:
-            raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(ALL_MODELS)}")
-        if not value:
+        names = tuple(canonical(spec) for spec in value)  # unknown names and keys fail here
+        if not names:
             raise ValueError("at least one model is required")
-        if len(set(value)) != len(value):
+        if len(set(names)) != len(names):
             raise ValueError("a model is named twice")
-        return value
+        return names
 
     def run_params(self) -> dict[str, object]:
         """Return the settings that decide a run's results, as stored in ``runs.params``."""

@@ -460,7 +460,7 @@ def report(
     warehouse: WarehouseOption = None,
 ) -> None:
     """Print the leaderboard, forecasts and scorecard; write the forecast report PNG."""
-    from tasks.report import choose_champion, render_report  # noqa: PLC0415
+    from tasks.report import choose_champion, due_diligence, render_report  # noqa: PLC0415
     from warehouse.store import read_run_report  # noqa: PLC0415
 
     settings = _settings({"warehouse": warehouse})
@@ -471,6 +471,12 @@ def report(
     typer.echo(_format_table(BOARD, [tuple(r[c] for c in BOARD) for r in data.leaderboard]))
     champion, reason = choose_champion(data.leaderboard)
     typer.echo(f"\nChampion: {champion}. {reason}")
+    rmse = {str(r["model"]): float(r["rmse"]) for r in data.leaderboard}
+    verdicts = due_diligence(rmse, data.comparisons)
+    if verdicts:
+        typer.echo("\nDue diligence (Diebold-Mariano tests over the test months)")
+        for verdict in verdicts:
+            typer.echo(f"- {verdict}")
     forecasts = data.forecasts.assign(target_month=data.forecasts["target_month"].dt.date)
     columns = ["model", "target_month", "point", "lower_80", "upper_80", "lower_95", "upper_95"]
     typer.echo(_format_table(columns, list(forecasts[columns].itertuples(index=False))))

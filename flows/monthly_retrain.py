@@ -10,7 +10,7 @@ from prefect.states import Failed, State
 from core.errors import PipelineError, ValidationFailed
 from core.settings import Settings
 from flows.common import new_run_id, rename_flow_run, untagged_task_runs
-from tasks.evaluate import compare_with_naive_task, evaluate_model, rank_evaluations
+from tasks.evaluate import compare_models_task, evaluate_model, rank_evaluations
 from tasks.forecast import forecast_next
 from tasks.ingest import download_csv
 from tasks.lifecycle import RunLifecycle, failure_message
@@ -80,7 +80,7 @@ def _retrain(settings: Settings, run: RunLifecycle) -> RunSummary:
         models += [fitted, final]
         evaluations.append(evaluation)
         forecasts.append(forecast_next(final, prices, settings.window, evaluation))
-    comparisons = compare_with_naive_task(evaluations)
+    comparisons = compare_models_task(evaluations)
     leaderboard = rank_evaluations(evaluations, comparisons)
     output = build_output(run.run_id, download, prices, models, evaluations, forecasts, comparisons)
     run.commit(output)

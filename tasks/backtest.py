@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from core.errors import PipelineError
 from core.settings import Settings
-from tasks.evaluate import compute_metrics, diebold_mariano, mae
+from tasks.evaluate import compare_errors, compute_metrics, mae
 from tasks.forecast import interval_bounds
 from tasks.models import model_spec
 from tasks.stacked import Member, fit_stacked
@@ -231,7 +231,11 @@ class BacktestResults:
 
 
 def summarize_backtest(frames: list[pd.DataFrame], windows: Windows) -> BacktestResults:
-    """Score every model's backtest forecasts and test each against ``naive`` (DM, h = 1)."""
+    """Score every model's backtest forecasts and run the due-diligence tests (DM, h = 1).
+
+    The pairs are those of ``tasks.evaluate.comparison_pairs``: every model against naive
+    and drift, conv1d_lstm against lstm, and each variant against its base network.
+    """
     predictions = (
         pd.concat(frames, ignore_index=True)
         .sort_values(["model", "target_month"], kind="stable")
@@ -252,30 +256,11 @@ def summarize_backtest(frames: list[pd.DataFrame], windows: Windows) -> Backtest
             }
         )
         errors[model] = pd.Series(actual - predicted, index=group["target_month"].to_numpy())
-    comparisons = []
-    if "naive" in errors:
-        base = errors["naive"]
-        for model, err in errors.items():
-            if model == "naive":
-                continue
-            common = err.index.intersection(base.index)
-            test = diebold_mariano(err.loc[common].to_numpy(), base.loc[common].to_numpy())
-            comparisons.append(
-                {
-                    "model": model,
-                    "baseline": "naive",
-                    "split": "backtest",
-                    "dm_stat": test.stat,
-                    "dm_pvalue": test.pvalue,
-                    "n": test.n,
-                }
-            )
+    comparisons = compare_errors(errors, "backtest")
     return BacktestResults(
         predictions=predictions,
         metrics=pd.DataFrame(metrics),
-        comparisons=pd.DataFrame(
-            comparisons, columns=["model", "baseline", "split", "dm_stat", "dm_pvalue", "n"]
-        ),
+        comparisons=comparisons,
     )
 
 

@@ -131,7 +131,8 @@ def rank_evaluations(
     """
     tests = {}
     if comparisons is not None and len(comparisons):
-        tests = comparisons.set_index("model")[["dm_stat", "dm_pvalue"]].to_dict("index")
+        against_naive = comparisons[comparisons["baseline"] == "naive"]
+        tests = against_naive.set_index("model")[["dm_stat", "dm_pvalue"]].to_dict("index")
     ranked = sorted(evaluations, key=lambda e: e.metrics["rmse"])
     rows = []
     for i, e in enumerate(ranked, start=1):
@@ -153,28 +154,44 @@ def rank_evaluations(
 
 
 COMPARISON_COLUMNS = ["model", "baseline", "split", "dm_stat", "dm_pvalue", "n"]
+BASELINES = ("naive", "drift")
 
 
-def compare_with_naive(evaluations: list[Evaluation], split: str = "test") -> pd.DataFrame:
-    """Diebold-Mariano test of each model against ``naive`` over the same test months.
+def comparison_pairs(models: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
+    """The (model, baseline) pairs the due diligence tests, among the models present.
 
-    Empty when ``naive`` was not evaluated.
+    Every model against ``naive``; every model but the two baselines against ``drift``
+    (drift against naive is already there); ``conv1d_lstm`` against ``lstm`` (does the
+    convolution earn its place?); and each variant against its base network, e.g.
+    ``conv1d_lstm[filters=64]`` against ``conv1d_lstm``.
     """
-    by_model = {e.model: e.predictions.set_index("month") for e in evaluations}
-    if "naive" not in by_model:
-        return pd.DataFrame(columns=COMPARISON_COLUMNS)
-    base = by_model["naive"]
-    base_errors = base["actual"] - base["predicted"]
+    present = set(models)
+    pairs = [(m, "naive") for m in models if m != "naive" and "naive" in present]
+    pairs += [(m, "drift") for m in models if m not in BASELINES and "drift" in present]
+    if {"conv1d_lstm", "lstm"} <= present:
+        pairs.append(("conv1d_lstm", "lstm"))
+    for m in models:
+        base = m.split("[", 1)[0]
+        if base != m and base in present:
+            pairs.append((m, base))
+    return pairs
+
+
+def compare_errors(errors: dict[str, pd.Series], split: str) -> pd.DataFrame:
+    """Diebold-Mariano test of every pair of ``comparison_pairs`` over their common months.
+
+    ``errors`` maps each model to its forecast errors indexed by target month.
+    """
     rows = []
-    for model, frame in by_model.items():
-        if model == "naive":
-            continue
-        errors = (frame["actual"] - frame["predicted"]).reindex(base_errors.index)
-        test = diebold_mariano(errors.to_numpy(), base_errors.to_numpy())
+    for model, baseline in comparison_pairs(list(errors)):
+        common = errors[model].index.intersection(errors[baseline].index)
+        test = diebold_mariano(
+            errors[model].loc[common].to_numpy(), errors[baseline].loc[common].to_numpy()
+        )
         rows.append(
             {
                 "model": model,
-                "baseline": "naive",
+                "baseline": baseline,
                 "split": split,
                 "dm_stat": test.stat,
                 "dm_pvalue": test.pvalue,
@@ -182,6 +199,17 @@ def compare_with_naive(evaluations: list[Evaluation], split: str = "test") -> pd
             }
         )
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def compare_models(evaluations: list[Evaluation], split: str = "test") -> pd.DataFrame:
+    """The due diligence of ``comparison_pairs`` over the test months."""
+    errors = {
+        e.model: (e.predictions["actual"] - e.predictions["predicted"]).set_axis(
+            e.predictions["month"].to_numpy()
+        )
+        for e in evaluations
+    }
+    return compare_errors(errors, split)
 
 
 @task(name="evaluate_model", task_run_name="evaluate-{model.name}", cache_policy=NO_CACHE)
@@ -205,10 +233,10 @@ def evaluate_model(model: TrainedModel, train: Windows, test: Windows) -> Evalua
     return result
 
 
-@task(name="compare_with_naive", cache_policy=NO_CACHE)
-def compare_with_naive_task(evaluations: list[Evaluation]) -> pd.DataFrame:
-    """Diebold-Mariano tests of every model against naive over the test months."""
-    result = compare_with_naive(evaluations)
+@task(name="compare_models", cache_policy=NO_CACHE)
+def compare_models_task(evaluations: list[Evaluation]) -> pd.DataFrame:
+    """Diebold-Mariano tests of the due-diligence pairs over the test months."""
+    result = compare_models(evaluations)
     for row in result.itertuples(index=False):
-        get_run_logger().info("%s vs naive: DM p = %.3f", row.model, row.dm_pvalue)
+        get_run_logger().info("%s vs %s: DM p = %.3f", row.model, row.baseline, row.dm_pvalue)
     return result

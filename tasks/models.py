@@ -6,6 +6,7 @@ also carries its builder, which is what lets it train as a member of a stacked f
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
+from core.specs import parse_spec
 from tasks.keras_quiet import keras
 from tasks.stacked import Member, fit_stacked
 from tasks.windows import Scaler, Windows
@@ -50,43 +52,70 @@ class _Initializers:
 
 
 def _head(
-    inputs: keras.KerasTensor, body: keras.KerasTensor, name: str, init: _Initializers
+    inputs: keras.KerasTensor,
+    body: keras.KerasTensor,
+    name: str,
+    init: _Initializers,
+    dense_units: int,
 ) -> keras.Model:
-    hidden = keras.layers.Dense(16, activation="relu", name="dense_16", **init.kernel())(body)
+    hidden = keras.layers.Dense(dense_units, activation="relu", name="hidden", **init.kernel())(
+        body
+    )
     output = keras.layers.Dense(1, name="output", **init.kernel())(hidden)
     return keras.Model(inputs, output, name=name)
 
 
-def build_simple_rnn(window: int, seed: int) -> keras.Model:
-    """SimpleRNN(32) → Dense(16, relu) → Dense(1) on ``(window, 1)`` inputs."""
+def build_simple_rnn(
+    window: int, seed: int, *, units: int = 32, dense_units: int = 16
+) -> keras.Model:
+    """SimpleRNN(units) → Dense(dense_units, relu) → Dense(1) on ``(window, 1)`` inputs."""
     init = _Initializers(seed)
     inputs = keras.Input((window, 1))
-    body = keras.layers.SimpleRNN(32, **init.recurrent())(inputs)
-    return _head(inputs, body, "simple_rnn", init)
+    body = keras.layers.SimpleRNN(units, **init.recurrent())(inputs)
+    return _head(inputs, body, "simple_rnn", init, dense_units)
 
 
-def build_gru(window: int, seed: int) -> keras.Model:
-    """GRU(32) → Dense(16, relu) → Dense(1) on ``(window, 1)`` inputs."""
+def build_gru(window: int, seed: int, *, units: int = 32, dense_units: int = 16) -> keras.Model:
+    """GRU(units) → Dense(dense_units, relu) → Dense(1) on ``(window, 1)`` inputs."""
     init = _Initializers(seed)
     inputs = keras.Input((window, 1))
-    return _head(inputs, keras.layers.GRU(32, **init.recurrent())(inputs), "gru", init)
+    body = keras.layers.GRU(units, **init.recurrent())(inputs)
+    return _head(inputs, body, "gru", init, dense_units)
 
 
-def build_lstm(window: int, seed: int) -> keras.Model:
-    """LSTM(32) → Dense(16, relu) → Dense(1) on ``(window, 1)`` inputs."""
+def build_lstm(window: int, seed: int, *, units: int = 32, dense_units: int = 16) -> keras.Model:
+    """LSTM(units) → Dense(dense_units, relu) → Dense(1) on ``(window, 1)`` inputs."""
     init = _Initializers(seed)
     inputs = keras.Input((window, 1))
-    return _head(inputs, keras.layers.LSTM(32, **init.recurrent())(inputs), "lstm", init)
+    body = keras.layers.LSTM(units, **init.recurrent())(inputs)
+    return _head(inputs, body, "lstm", init, dense_units)
 
 
-def build_conv1d_lstm(window: int, seed: int) -> keras.Model:
-    """Causal Conv1D(32, 3, relu) → LSTM(32) → Dense(16, relu) → Dense(1)."""
+def build_conv1d_lstm(
+    window: int,
+    seed: int,
+    *,
+    units: int = 32,
+    dense_units: int = 16,
+    filters: int = 32,
+    kernel_size: int = 3,
+) -> keras.Model:
+    """Causal Conv1D(filters, kernel_size, relu) → LSTM(units) → Dense(dense_units) → Dense(1).
+
+    The padding is always causal: no spec key can change it.
+    """
     init = _Initializers(seed)
     inputs = keras.Input((window, 1))
     conv = keras.layers.Conv1D(
-        32, 3, padding="causal", activation="relu", name="causal_conv", **init.kernel()
+        filters,
+        kernel_size,
+        padding="causal",
+        activation="relu",
+        name="causal_conv",
+        **init.kernel(),
     )(inputs)
-    return _head(inputs, keras.layers.LSTM(32, **init.recurrent())(conv), "conv1d_lstm", init)
+    body = keras.layers.LSTM(units, **init.recurrent())(conv)
+    return _head(inputs, body, "conv1d_lstm", init, dense_units)
 
 
 KERAS_BUILDERS: dict[str, KerasBuilder] = {
@@ -280,12 +309,18 @@ REGISTRY: dict[str, ModelSpec] = {
 
 
 def model_spec(name: str) -> ModelSpec:
-    """The registry entry of ``name``.
+    """The registry entry of ``name``, a plain name or a spec such as ``lstm[units=64]``.
+
+    A spec's network is the base network built with the spec's sizes; it trains, stacks
+    and saves like any other. ``name`` is used as given (settings pass canonical names).
 
     Raises:
-        ValueError: no such model.
+        ValueError: no such model, or a bad spec.
     """
-    try:
+    if name in REGISTRY:
         return REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}") from None
+    spec = parse_spec(name)
+    if not spec.params:  # a spelling of a plain model, e.g. lstm[units=32]
+        return REGISTRY[spec.base]
+    builder = functools.partial(KERAS_BUILDERS[spec.base], **spec.params)
+    return ModelSpec(name, _network_fitter(name, builder), builder)

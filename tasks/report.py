@@ -32,6 +32,37 @@ def significance(pvalue: object) -> str:
     return f"beats naive, but not significantly at 5 % (Diebold-Mariano p = {float(pvalue):.2f})"
 
 
+def pair_verdict(model: str, baseline: str, change: float, pvalue: object) -> str:
+    """One sentence of due diligence about ``model`` against ``baseline``.
+
+    E.g. ``conv1d_lstm vs lstm: 0.9 % lower RMSE, p = 0.41: the convolution does not earn
+    its place``. ``change`` is RMSE(model) / RMSE(baseline) - 1.
+    """
+    direction = "lower" if change < 0 else "higher"
+    known = pvalue is not None and not pd.isna(pvalue)
+    shown = f"p = {float(pvalue):.2f}" if known else "no test"
+    earned = known and float(pvalue) < 0.05 and change < 0
+    if baseline in ("naive", "drift"):
+        judgement = (
+            f"{model} beats {baseline}" if earned else f"{model} does not beat {baseline} at 5 %"
+        )
+    else:
+        what = "the convolution" if (model, baseline) == ("conv1d_lstm", "lstm") else "the variant"
+        judgement = f"{what} {'earns' if earned else 'does not earn'} its place"
+    return (
+        f"{model} vs {baseline}: {abs(change) * 100:.1f} % {direction} RMSE, {shown}: {judgement}"
+    )
+
+
+def due_diligence(rmse: dict[str, float], comparisons: pd.DataFrame) -> list[str]:
+    """One verdict per tested pair (see ``pair_verdict``), in the order of ``comparisons``."""
+    return [
+        pair_verdict(c.model, c.baseline, rmse[c.model] / rmse[c.baseline] - 1.0, c.dm_pvalue)
+        for c in comparisons.itertuples(index=False)
+        if c.model in rmse and c.baseline in rmse
+    ]
+
+
 def choose_champion(leaderboard: Sequence[dict[str, object]]) -> tuple[str, str]:
     """Pick the lowest-RMSE model among those with theil_u2 < 1; else ``naive``.
 
@@ -84,7 +115,8 @@ def backtest_table(
     ``dm_pvalue`` is the Diebold-Mariano p-value against naive (None for naive itself);
     ``coverage_80`` and ``coverage_95`` the share of months inside each origin's bands.
     """
-    pvalues = comparisons.set_index("model")["dm_pvalue"].to_dict() if len(comparisons) else {}
+    naive = comparisons[comparisons["baseline"] == "naive"] if len(comparisons) else comparisons
+    pvalues = naive.set_index("model")["dm_pvalue"].to_dict() if len(naive) else {}
     seconds = predictions.groupby("model")["train_seconds"].sum().to_dict()
     actual = predictions["actual"]
     inside = predictions.assign(
@@ -111,7 +143,11 @@ def backtest_table(
 
 
 def forecast_markdown(
-    forecasts: pd.DataFrame, champion: str, reason: str, report: Path | None
+    forecasts: pd.DataFrame,
+    champion: str,
+    reason: str,
+    report: Path | None,
+    verdicts: Sequence[str] = (),
 ) -> str:
     """Markdown of next month's forecasts per model with intervals and the champion."""
     target = pd.Timestamp(forecasts["target_month"].iloc[0]).strftime("%Y-%m")
@@ -133,6 +169,9 @@ def forecast_markdown(
             f"| {f.model} | {f.point:,.1f} | {f.lower_80:,.1f} … {f.upper_80:,.1f} "
             f"| {f.lower_95:,.1f} … {f.upper_95:,.1f} |"
         )
+    if verdicts:
+        lines += ["", "**Due diligence** (Diebold-Mariano tests over the test months):", ""]
+        lines += [f"- {v}" for v in verdicts]
     if report is not None:
         lines += ["", f"Report: [{report.name}]({report.resolve().as_uri()})"]
     return "\n".join(lines)
@@ -240,7 +279,13 @@ def publish_results(
     )
     create_markdown_artifact(
         key=FORECAST_KEY,
-        markdown=forecast_markdown(output.forecasts, champion, reason, report),
+        markdown=forecast_markdown(
+            output.forecasts,
+            champion,
+            reason,
+            report,
+            due_diligence(output.metrics.set_index("model")["rmse"].to_dict(), output.comparisons),
+        ),
         description=f"Next-month forecasts of run {output.run_id}",
     )
     get_run_logger().info("champion %s; report %s", champion, report)

@@ -251,3 +251,29 @@ def prefect_api() -> Iterator[None]:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the slow end-to-end tests first, so pytest-xdist's workers finish together.
+
+    The kill loop and the runner comparison take a minute and a half each; collected in
+    file order they would start late and leave one worker busy while the other idles.
+    The sort is stable, so the order within each group stays the files' order.
+    """
+
+    def group(item: pytest.Item) -> tuple[int, int]:
+        marks = {mark.name for mark in item.iter_markers()}
+        longest = 0 if item.originalname in LONGEST else 1
+        if {"slow", "integration"} <= marks:
+            return (0, longest)
+        return (1 if "slow" in marks else 2, longest)
+
+    items.sort(key=group)
+
+
+# the three longest tests (--durations), started first
+LONGEST = (
+    "test_sigkill_at_random_moments_loses_nothing",
+    "test_thread_process_and_dask_runners_agree",
+    "test_serve_schedules_and_runs_with_artifacts",
+)

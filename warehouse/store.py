@@ -401,6 +401,7 @@ class RunReport:
     predictions: pd.DataFrame  # model, month, actual, predicted
     forecasts: pd.DataFrame  # model, target_month, horizon, point, bounds
     scorecard: pd.DataFrame  # model, n, mean_abs_pct_error, coverage_80, coverage_95
+    comparisons: pd.DataFrame  # model, baseline, split ('test'), dm_stat, dm_pvalue, n
 
 
 def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
@@ -446,6 +447,11 @@ def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
             " WHERE f.run_id = ? ORDER BY m.rmse",
             [run_id],
         ).df()
+        comparisons = con.execute(
+            "SELECT model, baseline, split, dm_stat, dm_pvalue, n FROM comparisons"
+            " WHERE run_id = ? AND split = 'test' ORDER BY rowid",
+            [run_id],
+        ).df()
         scorecard = con.execute(
             "SELECT model, count(*) AS n, avg(abs_pct_error) AS mean_abs_pct_error,"
             " avg(inside_80::INTEGER) AS coverage_80, avg(inside_95::INTEGER) AS coverage_95"
@@ -460,4 +466,5 @@ def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
         predictions=predictions,
         forecasts=forecasts,
         scorecard=scorecard,
+        comparisons=comparisons,
     )

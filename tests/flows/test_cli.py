@@ -73,6 +73,8 @@ def test_run_then_query_as_a_new_user(cli_env, http_server: LocalServer, tmp_pat
         "naive,drift,gru",
         "--epochs",
         "2",
+        "--seeds",
+        "2",
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output

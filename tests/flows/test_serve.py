@@ -131,7 +131,7 @@ def test_serve_schedules_and_runs_with_artifacts(
     warehouse = tmp_path / "w.duckdb"
     env = {**prefect_server, "SP500_SOURCE": url, "SP500_WAREHOUSE": str(warehouse)}
     serving = subprocess.Popen(
-        [str(SP500), "serve", "--cron", "0 6 2 * *", "--timezone", "UTC"],
+        [str(SP500), "serve", "--cron", "0 6 2 * *", "--timezone", "UTC", "--seeds", "2"],
         env=env,
         cwd=tmp_path,
         stdout=(tmp_path / "serve.log").open("w"),
@@ -173,6 +173,7 @@ def test_serve_schedules_and_runs_with_artifacts(
     schedules = [s.schedule for s in deployment.schedules]
     assert [(s.cron, s.timezone) for s in schedules] == [("0 6 2 * *", "UTC")], log
     assert set(deployment.tags) == {"sp500", "scaling:window"}
+    assert deployment.parameters["settings"]["seeds"] == 2  # --seeds reaches scheduled runs
     assert run.state.is_completed(), (run.state, log[-3000:])
     assert run.name == "retrain-2000-10"
     assert set(run.tags) >= {"sp500", "scaling:window"}

@@ -7,7 +7,8 @@ import pytest
 from tasks.evaluate import (
     SEED_METRIC_COLUMNS,
     Evaluation,
-    compare_with_naive,
+    compare_models,
+    comparison_pairs,
     compute_metrics,
     diebold_mariano,
     evaluate,
@@ -84,7 +85,7 @@ def test_models_are_tested_against_naive_over_the_same_months() -> None:
         _evaluation("close", actual + rng.normal(0, 0.1, 40), actual),
         _evaluation("same", naive, actual),
     ]
-    result = compare_with_naive(evaluations).set_index("model")
+    result = compare_models(evaluations).set_index("model")
     assert list(result.index) == ["close", "same"]
     assert set(result["split"]) == {"test"} and set(result["baseline"]) == {"naive"}
     expected = diebold_mariano(
@@ -93,7 +94,7 @@ def test_models_are_tested_against_naive_over_the_same_months() -> None:
     assert result.loc["close", "dm_stat"] == pytest.approx(expected.stat)
     assert result.loc["close", "dm_pvalue"] < 0.01
     assert np.isnan(result.loc["same", "dm_pvalue"])  # identical errors: undefined
-    assert compare_with_naive(evaluations[1:]).empty  # no naive, nothing to compare
+    assert compare_models(evaluations[1:]).empty  # no naive, nothing to compare
 
 
 def test_the_leaderboard_shows_each_seeds_spread() -> None:
@@ -129,3 +130,21 @@ def test_the_leaderboard_shows_each_seeds_spread() -> None:
     assert first["dm_pvalue"] == 0.04
     assert second["model"] == "naive" and second["seeds"] == 0
     assert np.isnan(second["rmse_std"]) and np.isnan(second["dm_pvalue"])
+
+
+def test_due_diligence_pairs() -> None:
+    models = ["naive", "drift", "lstm", "conv1d_lstm", "conv1d_lstm[filters=64,kernel_size=5]"]
+    assert comparison_pairs(models) == [
+        ("drift", "naive"),
+        ("lstm", "naive"),
+        ("conv1d_lstm", "naive"),
+        ("conv1d_lstm[filters=64,kernel_size=5]", "naive"),
+        ("lstm", "drift"),
+        ("conv1d_lstm", "drift"),
+        ("conv1d_lstm[filters=64,kernel_size=5]", "drift"),
+        ("conv1d_lstm", "lstm"),
+        ("conv1d_lstm[filters=64,kernel_size=5]", "conv1d_lstm"),
+    ]
+    # only the pairs whose both sides ran
+    assert comparison_pairs(["lstm[units=64]", "gru"]) == []
+    assert comparison_pairs(["lstm[units=64]", "lstm"]) == [("lstm[units=64]", "lstm")]

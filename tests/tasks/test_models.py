@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.models import KERAS_BUILDERS, drift_predict, fit_drift, naive_predict
+from tasks.models import KERAS_BUILDERS, drift_predict, fit_drift, model_spec, naive_predict
 from tasks.train import fit_model
 from tasks.windows import fit_scaler, make_windows, split_chronologically
 
@@ -110,3 +110,16 @@ def test_initial_weights_depend_on_the_seed_alone(name: str) -> None:
         (a, b) for a, b in zip(first, other, strict=True) if a.ndim > 1 and a.any()
     ]  # kernels
     assert kernels and not any(np.array_equal(a, b) for a, b in kernels)
+
+
+@pytest.mark.unit
+def test_a_variant_is_the_base_network_with_its_sizes() -> None:
+    variant = model_spec("conv1d_lstm[filters=64,kernel_size=5]")
+    network = variant.builder(12, 0)
+    assert network.count_params() == 13_345
+    conv = network.get_layer("causal_conv")
+    assert (conv.filters, conv.kernel_size, conv.padding) == (64, (5,), "causal")
+    assert model_spec("lstm[units=32]") is model_spec("lstm")  # the defaults: the plain model
+    assert model_spec("gru[units=8,dense_units=4]").builder(12, 0).count_params() == (
+        3 * (8 + 8 * 8 + 2 * 8) + (8 * 4 + 4) + (4 + 1)
+    )

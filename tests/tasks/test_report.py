@@ -6,8 +6,10 @@ import pytest
 
 from tasks.report import (
     choose_champion,
+    due_diligence,
     forecast_markdown,
     leaderboard_table,
+    pair_verdict,
     render_report,
     validation_markdown,
 )
@@ -141,3 +143,69 @@ def test_render_report_writes_a_png(tmp_path) -> None:
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(data) > 20_000
+
+
+@pytest.mark.parametrize(
+    ("model", "baseline", "change", "pvalue", "sentence"),
+    [
+        (
+            "conv1d_lstm",
+            "lstm",
+            -0.009,
+            0.41,
+            "conv1d_lstm vs lstm: 0.9 % lower RMSE, p = 0.41: the convolution does not earn its"
+            " place",
+        ),
+        (
+            "conv1d_lstm",
+            "lstm",
+            -0.05,
+            0.01,
+            "conv1d_lstm vs lstm: 5.0 % lower RMSE, p = 0.01: the convolution earns its place",
+        ),
+        (
+            "conv1d_lstm[filters=64]",
+            "conv1d_lstm",
+            0.02,
+            0.01,  # significantly different, but worse: not earned
+            "conv1d_lstm[filters=64] vs conv1d_lstm: 2.0 % higher RMSE, p = 0.01: the variant"
+            " does not earn its place",
+        ),
+        (
+            "gru",
+            "naive",
+            -0.04,
+            0.2,
+            "gru vs naive: 4.0 % lower RMSE, p = 0.20: gru does not beat naive at 5 %",
+        ),
+        (
+            "drift",
+            "naive",
+            -0.04,
+            0.019,
+            "drift vs naive: 4.0 % lower RMSE, p = 0.02: drift beats naive",
+        ),
+        (
+            "gru",
+            "drift",
+            0.01,
+            float("nan"),
+            "gru vs drift: 1.0 % higher RMSE, no test: gru does not beat drift at 5 %",
+        ),
+    ],
+)
+def test_each_pair_gets_one_sentence(model, baseline, change, pvalue, sentence) -> None:
+    assert pair_verdict(model, baseline, change, pvalue) == sentence
+
+
+def test_due_diligence_reads_rmse_and_tests() -> None:
+    comparisons = pd.DataFrame(
+        [
+            {"model": "conv1d_lstm", "baseline": "lstm", "dm_pvalue": 0.41},
+            {"model": "gru", "baseline": "naive", "dm_pvalue": 0.2},
+        ]
+    )
+    lines = due_diligence({"conv1d_lstm": 99.0, "lstm": 100.0, "naive": 110.0}, comparisons)
+    assert lines == [
+        "conv1d_lstm vs lstm: 1.0 % lower RMSE, p = 0.41: the convolution does not earn its place"
+    ]  # gru did not run: no sentence

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from core.errors import PipelineError
-from tasks.models import KERAS_BUILDERS
+from tasks.models import KERAS_BUILDERS, model_spec
 from tasks.stacked import (
     Member,
     batches_per_epoch,
@@ -186,3 +186,19 @@ def test_check_finite_names_every_diverged_member() -> None:
 def test_no_members_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one member"):
         build_stacked("gru", KERAS_BUILDERS["gru"], 12, [])
+
+
+@pytest.mark.unit
+def test_a_variant_stacks_and_exports_like_its_base() -> None:
+    variant = model_spec("conv1d_lstm[filters=64,kernel_size=5]")
+    windows = series_windows()
+    fit = build_stacked(variant.name, variant.builder, 12, members_of(windows, [30, 40], [1, 2]))
+    assert fit.n_params == 13_345
+    rng = np.random.default_rng(1)
+    shapes = [w.shape for w in fit.network.get_weights()]
+    fit.network.set_weights([rng.normal(0, 0.4, s).astype("float32") for s in shapes])
+    inputs = rng.normal(0, 1, (5, 2, 12, 1)).astype("float32")
+    stacked = keras.ops.convert_to_numpy(fit.network(inputs))
+    for g in range(2):
+        single = keras.ops.convert_to_numpy(fit.export(g)(inputs[:, g])).reshape(-1)
+        np.testing.assert_allclose(stacked[:, g], single, rtol=1e-5, atol=1e-6)
