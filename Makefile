@@ -33,7 +33,7 @@ lint: install
 
 test: lint
 	bash tests/setup_browser.sh
-	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --dist worksteal $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' 2>> $(VENV)/pip.log || (cat $(VENV)/pip.log; exit 1)
@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python benchmarks/tuning.py
 	$(BIN)/python benchmarks/stacking.py
 	$(BIN)/python benchmarks/ensembles.py
+	$(BIN)/python benchmarks/variants.py
 	$(BIN)/python benchmarks/backtest.py
 
 clean:
