@@ -477,6 +477,7 @@ def report(
         typer.echo("\nDue diligence (Diebold-Mariano tests over the test months)")
         for verdict in verdicts:
             typer.echo(f"- {verdict}")
+    typer.echo("\nForecasts (best test RMSE first)")
     forecasts = data.forecasts.assign(target_month=data.forecasts["target_month"].dt.date)
     columns = ["model", "target_month", "point", "lower_80", "upper_80", "lower_95", "upper_95"]
     typer.echo(_format_table(columns, list(forecasts[columns].itertuples(index=False))))

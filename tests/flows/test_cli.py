@@ -164,3 +164,27 @@ def test_bad_seeds_fail_with_one_line_and_write_nothing(
     (line,) = [x for x in result.stderr.splitlines() if x.strip()]
     assert line.startswith("error: invalid settings:") and message in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_report_prints_the_leaderboard_champion_and_due_diligence(
+    warehouse_with_a_run: Path, tmp_path: Path
+) -> None:
+    """In-process on a copy of the pre-built warehouse (naive and drift)."""
+    out = tmp_path / "reports"
+    result = CliRunner().invoke(
+        app, ["report", "--warehouse", str(warehouse_with_a_run), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert text.startswith("Leaderboard of run ")
+    assert "\nChampion: " in text
+    assert "Due diligence (Diebold-Mariano tests over the test months)" in text
+    verdicts = [x for x in text.splitlines() if x.startswith("- ")]
+    assert len(verdicts) == 1 and verdicts[0].startswith("- drift vs naive: ")
+    (png,) = out.glob("*.png")
+    assert f"report written to {png}" in text
+    missing = CliRunner().invoke(
+        app, ["report", "--warehouse", str(warehouse_with_a_run), "--run", "nope"]
+    )
+    assert missing.exit_code == 1
+    assert missing.stderr.strip() == f"error: no completed run 'nope' in {warehouse_with_a_run}"
