@@ -12,23 +12,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import describe, where_ran
+from sp500_cli import clean_env, timed_sp500
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sp500_monthly.csv"
 RESULTS = ROOT / "benchmarks" / "results"
-SP500 = Path(sys.executable).with_name("sp500")
 KERAS = ["simple_rnn", "gru", "lstm", "conv1d_lstm"]
 # The reference: the same backtest (60 origins, seed 42, same data) with one separate Keras
 # fit per origin, as benchmarks/results/backtest.json measured it at commit 63ef6c2
@@ -49,10 +46,8 @@ def run_seed(seed: int, origins: int, runner: str, ensemble: int) -> dict[str, o
     """Run one backtest; return its wall time and per-model results."""
     with tempfile.TemporaryDirectory() as tmp:
         warehouse = Path(tmp) / "bench.duckdb"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SP500_", "PREFECT_"))}
-        env["PREFECT_HOME"] = str(Path(tmp) / "prefect")
+        env = clean_env(PREFECT_HOME=str(Path(tmp) / "prefect"))
         command = [
-            str(SP500),
             "backtest",
             "--origins",
             str(origins),
@@ -67,11 +62,7 @@ def run_seed(seed: int, origins: int, runner: str, ensemble: int) -> dict[str, o
             "--warehouse",
             str(warehouse),
         ]
-        started = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-        wall = time.perf_counter() - started
-        if done.returncode != 0:
-            raise SystemExit(f"error: seed {seed} failed:\n{done.stderr[-3000:]}")
+        wall, _ = timed_sp500(command, env)
         with duckdb.connect(str(warehouse), read_only=True) as con:
             rows = con.execute(
                 "SELECT model, rmse, mae, theil_u2, dm_stat, dm_pvalue, train_seconds, n,"

@@ -11,46 +11,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import describe, where_ran
+from sp500_cli import clean_env, timed_sp500
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sp500_monthly.csv"
 RESULTS = ROOT / "benchmarks" / "results"
-SP500 = Path(sys.executable).with_name("sp500")
 MODELS = "simple_rnn,gru,lstm,conv1d_lstm"
 
 
 def run_once(code: Path, work: Path, data: Path) -> tuple[float, dict[str, float]]:
     """Wall seconds and test RMSE per model of one ``sp500 run --force`` of ``code``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SP500_"))}
-    env |= {
-        "PYTHONPATH": str(code),
-        "PREFECT_HOME": str(work / "prefect"),
-        "SP500_WAREHOUSE": str(work / "w.duckdb"),
-        "SP500_SOURCE": str(data),
-    }
-    started = time.perf_counter()
-    done = subprocess.run(
-        [str(SP500), "run", "--force", "--models", MODELS],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=work,
-        check=False,
+    env = clean_env(
+        PYTHONPATH=str(code),
+        PREFECT_HOME=str(work / "prefect"),
+        SP500_WAREHOUSE=str(work / "w.duckdb"),
+        SP500_SOURCE=str(data),
     )
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"error: {code} failed:\n{done.stderr[-3000:]}")
+    wall, done = timed_sp500(["run", "--force", "--models", MODELS], env, cwd=work)
     rmse = {m[1]: float(m[2]) for m in re.finditer(r"^\d+\s+(\w+)\s+([\d.]+)", done.stdout, re.M)}
     return wall, rmse
 

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +29,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import describe, where_ran
+from sp500_cli import clean_env, timed_sp500
 
 from core.settings import ALL_MODELS
 from tasks.evaluate import evaluate, rank_evaluations
@@ -42,7 +41,6 @@ from tasks.windows import fit_scaler, make_windows, split_chronologically
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sp500_monthly.csv"
 RESULTS = ROOT / "benchmarks" / "results"
-SP500 = Path(sys.executable).with_name("sp500")
 
 
 def seed_sets(
@@ -90,24 +88,12 @@ def seed_sets(
 
 def timed_run(seeds: int, data: Path, work: Path) -> float:
     """Wall seconds of one ``sp500 run --seeds N`` on a fresh warehouse."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SP500_"))}
-    env |= {
-        "PREFECT_HOME": str(work / "prefect"),
-        "SP500_WAREHOUSE": str(work / f"w{seeds}-{time.monotonic_ns()}.duckdb"),
-        "SP500_SOURCE": str(data),
-    }
-    started = time.perf_counter()
-    done = subprocess.run(
-        [str(SP500), "run", "--seeds", str(seeds)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=work,
-        check=False,
+    env = clean_env(
+        PREFECT_HOME=str(work / "prefect"),
+        SP500_WAREHOUSE=str(work / f"w{seeds}-{time.monotonic_ns()}.duckdb"),
+        SP500_SOURCE=str(data),
     )
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"error: sp500 run --seeds {seeds} failed:\n{done.stderr[-3000:]}")
+    wall, _ = timed_sp500(["run", "--seeds", str(seeds)], env, cwd=work)
     print(f"sp500 run --seeds {seeds}: {wall:.1f} s", flush=True)
     return wall
 

@@ -31,6 +31,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import describe, where_ran
+from sp500_cli import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sp500_monthly.csv"
@@ -78,11 +79,9 @@ def leaderboard(output: str) -> dict[str, float]:
 def prefect_server(work: Path) -> Iterator[str]:
     """A ``prefect server start`` on 127.0.0.1 with its own home; yields its API URL."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SP500_"))}
-    env |= {
-        "PREFECT_HOME": str(work / "prefect-server"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }
+    env = clean_env(
+        PREFECT_HOME=str(work / "prefect-server"), PREFECT_SERVER_ANALYTICS_ENABLED="false"
+    )
     command = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with (work / "prefect-server.log").open("w") as log:
         server = subprocess.Popen(
@@ -168,12 +167,11 @@ def main() -> None:
     if not args.data.is_file():
         sys.exit(f"error: real data not found at {args.data}")
     work = Path(tempfile.mkdtemp(prefix="sp500-speed-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SP500_"))}
-    env |= {
-        "PREFECT_HOME": str(work / "prefect"),
-        "SP500_WAREHOUSE": str(work / "w.duckdb"),
-        "SP500_SOURCE": str(args.data),
-    }
+    env = clean_env(
+        PREFECT_HOME=str(work / "prefect"),
+        SP500_WAREHOUSE=str(work / "w.duckdb"),
+        SP500_SOURCE=str(args.data),
+    )
     # warm-ups, not timed: create Prefect's databases and the warehouse
     measure([str(BIN / "sp500"), "run", "--models", "naive"], env)
     bare, bare_epoch, pipeline, served = [], [], [], []

@@ -42,10 +42,6 @@ class ModelSpecText:
         inside = ",".join(f"{k}={self.params[k]}" for k in sorted(self.params))
         return f"{self.base}[{inside}]"
 
-    def sizes(self) -> dict[str, int]:
-        """Every key of the base model with this spec's value (defaults filled in)."""
-        return {**KEYS[self.base], **self.params}
-
 
 def split_specs(text: str) -> list[str]:
     """Split a comma-separated list of specs at the commas outside brackets.

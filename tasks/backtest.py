@@ -160,17 +160,14 @@ def run_segment(
             rows.append(_row(segment, windows, i, point, bands, seconds, None))
         return pd.DataFrame(rows, columns=BACKTEST_COLUMNS)
 
-    def member(samples: int, s: int, label: str) -> Member:
-        part = windows.part(0, samples)
-        return Member(s, samples, fit_scaler(scaling, part), label)  # type: ignore[arg-type]
-
     members, columns = [], {}
     for i in segment.origins:
         month = f"{windows.months[i - 1]:%Y-%m}"
         for role, n in (("forecast", i), ("evaluation", cuts[i])):
+            scaler = fit_scaler(scaling, windows.part(0, n))  # type: ignore[arg-type]
             columns[i, role] = range(len(members), len(members) + seeds)
             members += [
-                member(n, s, f"origin {month} ({role}, seed {s})")
+                Member(s, n, scaler, f"origin {month} ({role}, seed {s})")
                 for s in range(seed, seed + seeds)
             ]
     fit = fit_stacked(

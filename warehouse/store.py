@@ -418,17 +418,8 @@ def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
         ).fetchall():
             raise WarehouseError(f"no completed run {run_id!r} in {path}")
         board = con.execute(
-            "SELECT rank() OVER (ORDER BY m.rmse) AS rank, m.model, m.rmse, m.mae, m.mape,"
-            " m.mase, m.theil_u2, m.directional_accuracy, m.n, coalesce(s.seeds, 0) AS seeds,"
-            " s.rmse_std, s.rmse_min, s.rmse_max, c.dm_stat, c.dm_pvalue"
-            " FROM metrics m"
-            " LEFT JOIN (SELECT model, count(*) AS seeds, stddev_samp(rmse) AS rmse_std,"
-            "   min(rmse) AS rmse_min, max(rmse) AS rmse_max FROM seed_metrics"
-            "   WHERE run_id = ? AND split = 'test' GROUP BY model) s ON s.model = m.model"
-            " LEFT JOIN comparisons c ON c.run_id = m.run_id AND c.model = m.model"
-            "   AND c.split = 'test' AND c.baseline = 'naive'"
-            " WHERE m.run_id = ? AND m.split = 'test' ORDER BY rank, m.model",
-            [run_id, run_id],
+            "SELECT * EXCLUDE (run_id) FROM run_leaderboard WHERE run_id = ? ORDER BY rank, model",
+            [run_id],
         ).df()
         prices = con.execute(
             "SELECT p.month, p.close FROM prices p JOIN runs r USING (snapshot_id)"

@@ -44,15 +44,11 @@ ALTER TABLE backtest_predictions ADD COLUMN upper_80 DOUBLE;
 ALTER TABLE backtest_predictions ADD COLUMN lower_95 DOUBLE;
 ALTER TABLE backtest_predictions ADD COLUMN upper_95 DOUBLE;
 
--- The leaderboard gains the seeds' spread and the Diebold–Mariano test against naive.
-CREATE OR REPLACE VIEW leaderboard AS
-WITH latest AS (
-    SELECT run_id FROM runs
-    WHERE status = 'completed' AND kind = 'retrain'
-    ORDER BY finished_at DESC, run_id DESC
-    LIMIT 1
-),
-spread AS (
+-- The test-split leaderboard of every completed monthly run, with the seeds' spread and the
+-- Diebold–Mariano test against naive. `leaderboard` is its latest run; `sp500 report
+-- --run` reads any run from it.
+CREATE VIEW run_leaderboard AS
+WITH spread AS (
     SELECT run_id, model, count(*) AS seeds, stddev_samp(rmse) AS rmse_std,
         min(rmse) AS rmse_min, max(rmse) AS rmse_max
     FROM seed_metrics
@@ -60,18 +56,27 @@ spread AS (
     GROUP BY run_id, model
 )
 SELECT
-    rank() OVER (ORDER BY m.rmse) AS rank,
+    rank() OVER (PARTITION BY m.run_id ORDER BY m.rmse) AS rank,
     m.model, m.rmse, m.mae, m.mape, m.mase, m.theil_u2, m.directional_accuracy, m.n,
     coalesce(s.seeds, 0) AS seeds, s.rmse_std, s.rmse_min, s.rmse_max,
     c.dm_stat, c.dm_pvalue,
     m.run_id
 FROM metrics AS m
-JOIN latest USING (run_id)
+JOIN runs AS r ON r.run_id = m.run_id AND r.status = 'completed' AND r.kind = 'retrain'
 LEFT JOIN spread AS s ON s.run_id = m.run_id AND s.model = m.model
 LEFT JOIN comparisons AS c
     ON c.run_id = m.run_id AND c.model = m.model AND c.split = 'test' AND c.baseline = 'naive'
-WHERE m.split = 'test'
-ORDER BY rank, m.model;
+WHERE m.split = 'test';
+
+CREATE OR REPLACE VIEW leaderboard AS
+WITH latest AS (
+    SELECT run_id FROM runs
+    WHERE status = 'completed' AND kind = 'retrain'
+    ORDER BY finished_at DESC, run_id DESC
+    LIMIT 1
+)
+SELECT l.* FROM run_leaderboard AS l JOIN latest USING (run_id)
+ORDER BY l.rank, l.model;
 
 -- The backtest leaderboard gains the share of months inside each band.
 CREATE OR REPLACE VIEW backtest_leaderboard AS
