@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python benchmarks/stacking.py
 	$(BIN)/python benchmarks/ensembles.py
 	$(BIN)/python benchmarks/variants.py
+	$(BIN)/python benchmarks/horizons.py
 	$(BIN)/python benchmarks/backtest.py
 
 clean:

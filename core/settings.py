@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     scaling: Literal["window", "minmax"] = "window"
     seed: int = 42
     seeds: int = Field(default=5, ge=1, le=100)  # ensemble members per network
+    horizon: int = Field(default=12, ge=1, le=24)  # months forecast ahead, T+1 … T+horizon
     force: bool = False
     date_column: str = "date"
     value_column: str = "close"
@@ -75,6 +76,7 @@ class Settings(BaseSettings):
             "scaling": self.scaling,
             "seed": self.seed,
             "seeds": self.seeds,
+            "horizon": self.horizon,
             "date_column": self.date_column,
             "value_column": self.value_column,
         }
@@ -82,6 +84,7 @@ class Settings(BaseSettings):
     def backtest_params(self) -> dict[str, object]:
         """Return the settings that decide a backtest's results, as stored in ``runs.params``."""
         params = self.run_params()  # test_fraction: each origin's bands, as a monthly run's
+        del params["horizon"]  # a backtest forecasts one month from each origin
         params.update(
             origins=self.origins,
             chunk_size=self.chunk_size,

@@ -120,6 +120,14 @@ SeedsOption = Annotated[
     ),
 ]
 
+HorizonOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="H",
+        help="forecast months T+1 … T+H, 1 to 24 (env SP500_HORIZON, default 12)",
+    ),
+]
+
 
 class Scaling(StrEnum):
     """Choices for ``--scaling``."""
@@ -163,6 +171,7 @@ def run(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="random seed for Keras")] = None,
     seeds: SeedsOption = None,
+    horizon: HorizonOption = None,
     force: Annotated[
         bool, typer.Option(help="retrain even if data and parameters are unchanged")
     ] = False,
@@ -185,6 +194,7 @@ def run(
             "scaling": scaling.value if scaling else None,
             "seed": seed,
             "seeds": seeds,
+            "horizon": horizon,
             "force": force or None,
             "date_column": date_column,
             "value_column": value_column,
@@ -410,12 +420,13 @@ def serve(
     cron: Annotated[str, typer.Option(help="cron schedule of the deployment")] = "0 6 2 * *",
     timezone: Annotated[str, typer.Option(help="time zone of the cron schedule")] = "UTC",
     seeds: SeedsOption = None,
+    horizon: HorizonOption = None,
 ) -> None:
     """Register deployment monthly-retrain/monthly on a cron schedule and serve its runs.
 
     Scheduled runs use the same settings as `sp500 run` (SP500_* env, defaults).
     """
-    settings = _settings({"seeds": seeds})
+    settings = _settings({"seeds": seeds, "horizon": horizon})
     if not os.environ.get("PREFECT_API_URL"):
         raise _fail(SERVER_HELP)
     settings = settings.model_copy(
@@ -460,7 +471,12 @@ def report(
     warehouse: WarehouseOption = None,
 ) -> None:
     """Print the leaderboard, forecasts and scorecard; write the forecast report PNG."""
-    from tasks.report import choose_champion, due_diligence, render_report  # noqa: PLC0415
+    from tasks.report import (  # noqa: PLC0415
+        champion_path,
+        choose_champion,
+        due_diligence,
+        render_report,
+    )
     from warehouse.store import read_run_report  # noqa: PLC0415
 
     settings = _settings({"warehouse": warehouse})
@@ -477,10 +493,16 @@ def report(
         typer.echo("\nDue diligence (Diebold-Mariano tests over the test months)")
         for verdict in verdicts:
             typer.echo(f"- {verdict}")
-    typer.echo("\nForecasts (best test RMSE first)")
     forecasts = data.forecasts.assign(target_month=data.forecasts["target_month"].dt.date)
     columns = ["model", "target_month", "point", "lower_80", "upper_80", "lower_95", "upper_95"]
-    typer.echo(_format_table(columns, list(forecasts[columns].itertuples(index=False))))
+    next_month = forecasts[forecasts["horizon"] == 1]
+    typer.echo("\nForecasts for next month (best test RMSE first)")
+    typer.echo(_format_table(columns, list(next_month[columns].itertuples(index=False))))
+    path = champion_path(forecasts, champion)
+    if len(path) > 1:
+        typer.echo(f"\n{champion}, {len(path)} months ahead (recursive; bands from h-step errors)")
+        columns = ["horizon", *columns[1:]]
+        typer.echo(_format_table(columns, list(path[columns].itertuples(index=False))))
     typer.echo("\nScorecard (stored forecasts whose month has since arrived)")
     if data.scorecard.empty:
         typer.echo("nothing to score yet: it fills once a later run brings the forecast month")
@@ -489,7 +511,7 @@ def report(
         typer.echo(_format_table(columns, list(data.scorecard.itertuples(index=False))))
     directory = out if out is not None else settings.reports_dir
     try:
-        path = render_report(
+        png = render_report(
             data.prices,
             data.predictions,
             data.forecasts,
@@ -498,7 +520,7 @@ def report(
         )
     except OSError as exc:
         raise _fail(f"cannot write the report to {directory}: {exc.strerror}") from None
-    typer.echo(f"\nreport written to {path}")
+    typer.echo(f"\nreport written to {png}")
 
 
 def main() -> None:

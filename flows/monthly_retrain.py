@@ -52,7 +52,9 @@ def _retrain(settings: Settings, run: RunLifecycle) -> RunSummary:
     logger = get_run_logger()
     download = download_csv(settings)
     prices = validate_prices(
-        download.content, settings, min_rows_needed(settings.window, settings.test_fraction)
+        download.content,
+        settings,
+        min_rows_needed(settings.window, settings.test_fraction, settings.horizon),
     )
     rename_flow_run(f"retrain-{prices['month'].iloc[-1]:%Y-%m}")
     previous = run.unchanged_since(download.sha256)
@@ -72,21 +74,22 @@ def _retrain(settings: Settings, run: RunLifecycle) -> RunSummary:
         fitted = train_model(
             name, train, scaler, settings, "evaluation", run.artifact_dir, position
         )
-        evaluation = evaluate_model(fitted, train, test)
-        # next month's forecast comes from the same ensemble refitted on every window
+        evaluation = evaluate_model(fitted, train, test, settings.horizon)
+        # the forecasts come from the same ensemble refitted on every window
         final = train_model(
             name, windows, everything, settings, "forecast", run.artifact_dir, position
         )
         models += [fitted, final]
         evaluations.append(evaluation)
-        forecasts.append(forecast_next(final, prices, settings.window, evaluation))
+        forecasts += forecast_next(final, prices, settings.window, evaluation, settings.horizon)
     comparisons = compare_models_task(evaluations)
     leaderboard = rank_evaluations(evaluations, comparisons)
     output = build_output(run.run_id, download, prices, models, evaluations, forecasts, comparisons)
     run.commit(output)
 
     publish_results(output, leaderboard, settings.reports_dir)
-    target = pd.Timestamp(forecasts[0].target_month).strftime("%Y-%m")
+    months = sorted({pd.Timestamp(f.target_month) for f in forecasts})
+    target = f"{months[0]:%Y-%m}" + (f" … {months[-1]:%Y-%m}" if len(months) > 1 else "")
     message = f"run {run.run_id} completed: {len(evaluations)} models, forecasts for {target}"
     logger.info(message)
     return RunSummary(

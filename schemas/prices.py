@@ -21,7 +21,7 @@ CHECK_DESCRIPTIONS: dict[str, str] = {
     "close_finite": "close is finite",
     "close_positive": "close is > 0",
     "log_change_below_ln2": "month-over-month |log change| < ln 2",
-    "min_rows": "enough rows for the window and the test split",
+    "min_rows": "enough rows for the window, the test split and the horizon",
 }
 
 

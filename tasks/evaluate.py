@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -88,21 +89,121 @@ def diebold_mariano(
     return DieboldMariano(stat, float(2.0 * stats.t.sf(abs(stat), df=n - 1)), n)
 
 
+def recursive_paths(
+    predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, horizon: int
+) -> np.ndarray:
+    """Forecast ``horizon`` months from each raw window in ``X`` by feeding forecasts back.
+
+    Step h sees the window's closes with its own forecasts of steps 1 … h-1 appended (and
+    as many of the oldest closes dropped): no price after the window's last month enters.
+    Column h-1 of the ``(n, horizon)`` result is the forecast h months after the window.
+    ``predict`` is the whole model's, so an ensemble feeds back its mean forecast.
+    """
+    if horizon < 1:
+        raise ValueError(f"horizon must be at least 1, got {horizon}")
+    window = np.array(X, dtype=np.float64, ndmin=2)
+    paths = np.empty((len(window), horizon))
+    for h in range(horizon):
+        step = np.asarray(predict(window), dtype=np.float64)
+        paths[:, h] = step
+        window = np.concatenate([window[:, 1:], step[:, None]], axis=1)
+    return paths
+
+
+HORIZON_COLUMNS = ["horizon", "month", "actual", "predicted", "last"]
+
+
+def horizon_predictions(
+    predict: Callable[[np.ndarray], np.ndarray], test: Windows, horizon: int
+) -> pd.DataFrame:
+    """Every h-step forecast (h = 1 … ``horizon``) from the test windows whose target is known.
+
+    Test window i ends the month before target i, so its h-step forecast is of target
+    i + h - 1: n - h + 1 forecasts at horizon h. ``last`` is the window's last close (the
+    naive forecast at every horizon).
+    """
+    paths = recursive_paths(predict, test.X, horizon)
+    frames = []
+    for h in range(1, horizon + 1):
+        origins = np.arange(len(test) - h + 1)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "horizon": h,
+                    "month": test.months[origins + h - 1],
+                    "actual": test.y[origins + h - 1],
+                    "predicted": paths[origins, h - 1],
+                    "last": test.last[origins],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)[HORIZON_COLUMNS]
+
+
+HORIZON_METRIC_COLUMNS = ["horizon", "rmse", "mae", "theil_u2", "n"]
+
+
+def horizon_metrics(steps: pd.DataFrame) -> pd.DataFrame:
+    """RMSE, MAE and theil_u2 (against naive's flat path) at each horizon of ``steps``."""
+    rows = []
+    for h, group in steps.groupby("horizon", sort=True):
+        model_rmse = rmse(group["actual"], group["predicted"])
+        naive_rmse = rmse(group["actual"], group["last"])
+        rows.append(
+            {
+                "horizon": int(h),
+                "rmse": model_rmse,
+                "mae": mae(group["actual"], group["predicted"]),
+                "theil_u2": model_rmse / naive_rmse if naive_rmse > 0 else math.nan,
+                "n": len(group),
+            }
+        )
+    return pd.DataFrame(rows, columns=HORIZON_METRIC_COLUMNS)
+
+
 @dataclass(frozen=True)
 class Evaluation:
-    """One model's test metrics, its per-month test predictions, and each member's scores."""
+    """One model's test metrics, its per-month test predictions, and each member's scores.
+
+    ``steps`` holds the recursive h-step forecasts of ``horizon_predictions`` (horizon 1
+    repeats ``predictions``); ``horizon_metrics`` scores them per horizon.
+    """
 
     model: str
     metrics: dict[str, float | int]
     predictions: pd.DataFrame  # month, actual, predicted (the ensemble's)
     seed_metrics: pd.DataFrame  # seed, rmse, mae, theil_u2 (one row per member)
+    steps: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=HORIZON_COLUMNS))
+
+    @property
+    def horizon_metrics(self) -> pd.DataFrame:
+        """Test RMSE, MAE and theil_u2 of the recursive forecasts at each horizon."""
+        return horizon_metrics(self.steps)
+
+    def step_errors(self, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        """Actual and predicted closes of the h-step test forecasts, h = ``horizon``."""
+        rows = self.steps[self.steps["horizon"] == horizon]
+        if rows.empty and horizon == 1:
+            rows = self.predictions
+        return rows["actual"].to_numpy(), rows["predicted"].to_numpy()
 
 
 SEED_METRIC_COLUMNS = ["seed", "rmse", "mae", "theil_u2"]
 
 
-def evaluate(model: TrainedModel, train: Windows, test: Windows) -> Evaluation:
-    """Predict every test month with ``model`` and score it against the actual closes."""
+def evaluate(model: TrainedModel, train: Windows, test: Windows, horizon: int = 1) -> Evaluation:
+    """Predict every test month with ``model`` and score it against the actual closes.
+
+    Also forecasts recursively up to ``horizon`` months from each test window (``steps``).
+
+    Raises:
+        ValueError: the test split is too short for ``horizon`` (no h-step target is known).
+    """
+    if len(test) < horizon:
+        raise ValueError(
+            f"{len(test)} test samples hold no {horizon}-month-ahead target; "
+            f"use a shorter horizon or more data"
+        )
     predicted = model.predict(test.X)  # the ensemble's own rule, not restated here
     members = model.member_predictions(test.X)
     train_naive_mae = mae(train.y, train.last)
@@ -117,6 +218,7 @@ def evaluate(model: TrainedModel, train: Windows, test: Windows) -> Evaluation:
         metrics=compute_metrics(test.y, predicted, test.last, train_naive_mae),
         predictions=pd.DataFrame({"month": test.months, "actual": test.y, "predicted": predicted}),
         seed_metrics=pd.DataFrame(per_seed, columns=SEED_METRIC_COLUMNS),
+        steps=horizon_predictions(model.predict, test, horizon),
     )
 
 
@@ -213,9 +315,11 @@ def compare_models(evaluations: list[Evaluation], split: str = "test") -> pd.Dat
 
 
 @task(name="evaluate_model", task_run_name="evaluate-{model.name}", cache_policy=NO_CACHE)
-def evaluate_model(model: TrainedModel, train: Windows, test: Windows) -> Evaluation:
-    """Score one model (its ensemble, and each member) on the test split."""
-    result = evaluate(model, train, test)
+def evaluate_model(
+    model: TrainedModel, train: Windows, test: Windows, horizon: int = 1
+) -> Evaluation:
+    """Score one model (its ensemble, and each member) on the test split, up to ``horizon``."""
+    result = evaluate(model, train, test, horizon)
     m = result.metrics
     spread = ""
     if len(result.seed_metrics) > 1:
@@ -230,6 +334,16 @@ def evaluate_model(model: TrainedModel, train: Windows, test: Windows) -> Evalua
         m["mase"],
         m["theil_u2"],
     )
+    if horizon > 1:
+        far = result.horizon_metrics.iloc[-1]
+        get_run_logger().info(
+            "%s: %d-month-ahead test rmse %.1f, theil_u2 %.3f (n = %d)",
+            model.name,
+            horizon,
+            far["rmse"],
+            far["theil_u2"],
+            far["n"],
+        )
     return result
 
 

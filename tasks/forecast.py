@@ -1,4 +1,4 @@
-"""Next-month forecast of one model with empirical 80 % and 95 % intervals."""
+"""Forecasts of one model for months T+1 … T+H with empirical 80 % and 95 % intervals."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.evaluate import Evaluation
+from tasks.evaluate import Evaluation, recursive_paths
 from tasks.train import TrainedModel
 
 
@@ -43,41 +43,55 @@ def interval_bounds(point: float, actual: np.ndarray, predicted: np.ndarray) -> 
     }
 
 
-def next_month_forecast(
-    model: TrainedModel, last_window: np.ndarray, last_month: pd.Timestamp, evaluation: Evaluation
-) -> Forecast:
-    """Forecast the month after ``last_month`` from the final ``window`` closes."""
-    point = float(model.predict(np.asarray(last_window, dtype=np.float64)[None, :])[0])
-    bounds = interval_bounds(
-        point,
-        evaluation.predictions["actual"].to_numpy(),
-        evaluation.predictions["predicted"].to_numpy(),
-    )
-    return Forecast(
-        model=model.name,
-        target_month=pd.Timestamp(last_month) + pd.offsets.MonthBegin(1),
-        horizon=1,
-        point=point,
-        **bounds,
-    )
+def forecast_path(
+    model: TrainedModel,
+    last_window: np.ndarray,
+    last_month: pd.Timestamp,
+    evaluation: Evaluation,
+    horizon: int = 1,
+) -> list[Forecast]:
+    """Forecast the ``horizon`` months after ``last_month`` from the final ``window`` closes.
+
+    Month T+h is forecast recursively (``recursive_paths``); its bands come from the
+    evaluation fit's h-step errors over the test split, so they widen as h grows.
+    """
+    path = recursive_paths(model.predict, np.asarray(last_window, dtype=np.float64), horizon)[0]
+    forecasts = []
+    for h in range(1, horizon + 1):
+        point = float(path[h - 1])
+        forecasts.append(
+            Forecast(
+                model=model.name,
+                target_month=pd.Timestamp(last_month) + pd.offsets.MonthBegin(h),
+                horizon=h,
+                point=point,
+                **interval_bounds(point, *evaluation.step_errors(h)),
+            )
+        )
+    return forecasts
 
 
 @task(name="forecast_next", task_run_name="forecast-{model.name}", cache_policy=NO_CACHE)
 def forecast_next(
-    model: TrainedModel, prices: pd.DataFrame, window: int, evaluation: Evaluation
-) -> Forecast:
-    """Forecast next month for one model from the last ``window`` validated closes."""
-    result = next_month_forecast(
-        model, prices["close"].to_numpy()[-window:], prices["month"].iloc[-1], evaluation
+    model: TrainedModel,
+    prices: pd.DataFrame,
+    window: int,
+    evaluation: Evaluation,
+    horizon: int = 1,
+) -> list[Forecast]:
+    """Forecast the next ``horizon`` months for one model from the last ``window`` closes."""
+    result = forecast_path(
+        model, prices["close"].to_numpy()[-window:], prices["month"].iloc[-1], evaluation, horizon
     )
-    get_run_logger().info(
-        "%s: %s forecast %.1f (80 %% %.1f … %.1f, 95 %% %.1f … %.1f)",
-        model.name,
-        result.target_month.strftime("%Y-%m"),
-        result.point,
-        result.lower_80,
-        result.upper_80,
-        result.lower_95,
-        result.upper_95,
-    )
+    for f in (result[0], result[-1]) if horizon > 1 else result[:1]:
+        get_run_logger().info(
+            "%s: %s forecast %.1f (80 %% %.1f … %.1f, 95 %% %.1f … %.1f)",
+            model.name,
+            f.target_month.strftime("%Y-%m"),
+            f.point,
+            f.lower_80,
+            f.upper_80,
+            f.lower_95,
+            f.upper_95,
+        )
     return result

@@ -130,6 +130,10 @@ def build_output(
             else pd.DataFrame(columns=store.TABLE_COLUMNS["seed_metrics"])
         ),
         comparisons=comparisons,
+        horizon_metrics=pd.concat(
+            [e.horizon_metrics.assign(model=e.model, split="test") for e in evaluations],
+            ignore_index=True,
+        ),
     )
 
 

@@ -142,6 +142,16 @@ def backtest_table(
     return rows
 
 
+def _span(months: pd.Series) -> str:
+    first, last = pd.Timestamp(months.min()), pd.Timestamp(months.max())
+    return f"{first:%Y-%m}" if first == last else f"{first:%Y-%m} … {last:%Y-%m}"
+
+
+def champion_path(forecasts: pd.DataFrame, champion: str) -> pd.DataFrame:
+    """The champion's forecasts, one row per horizon in order."""
+    return forecasts[forecasts["model"] == champion].sort_values("horizon")
+
+
 def forecast_markdown(
     forecasts: pd.DataFrame,
     champion: str,
@@ -149,26 +159,41 @@ def forecast_markdown(
     report: Path | None,
     verdicts: Sequence[str] = (),
 ) -> str:
-    """Markdown of next month's forecasts per model with intervals and the champion."""
-    target = pd.Timestamp(forecasts["target_month"].iloc[0]).strftime("%Y-%m")
-    row = forecasts.set_index("model").loc[champion]
+    """Markdown of the forecasts: every model's next month, the champion's whole path."""
+    path = champion_path(forecasts, champion)
+    first = path.iloc[0]
     lines = [
-        f"# S&P 500 forecast for {target}",
+        f"# S&P 500 forecast for {_span(forecasts['target_month'])}",
         "",
-        f"**Champion: `{champion}`: {row['point']:,.1f}** "
-        f"(80 % {row['lower_80']:,.1f} … {row['upper_80']:,.1f}; "
-        f"95 % {row['lower_95']:,.1f} … {row['upper_95']:,.1f})",
+        f"**Champion: `{champion}`: {first['point']:,.1f} for "
+        f"{pd.Timestamp(first['target_month']):%Y-%m}** "
+        f"(80 % {first['lower_80']:,.1f} … {first['upper_80']:,.1f}; "
+        f"95 % {first['lower_95']:,.1f} … {first['upper_95']:,.1f})",
         "",
         reason,
         "",
         "| model | point | 80 % interval | 95 % interval |",
         "|---|---:|---:|---:|",
     ]
-    for f in forecasts.itertuples(index=False):
+    for f in forecasts[forecasts["horizon"] == 1].itertuples(index=False):
         lines.append(
             f"| {f.model} | {f.point:,.1f} | {f.lower_80:,.1f} … {f.upper_80:,.1f} "
             f"| {f.lower_95:,.1f} … {f.upper_95:,.1f} |"
         )
+    if len(path) > 1:
+        lines += [
+            "",
+            f"**`{champion}`, {len(path)} months ahead** (recursive: each month's forecast is fed "
+            "back; bands from its h-step test errors)",
+            "",
+            "| month | h | point | 80 % interval | 95 % interval |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for f in path.itertuples(index=False):
+            lines.append(
+                f"| {pd.Timestamp(f.target_month):%Y-%m} | {f.horizon} | {f.point:,.1f} "
+                f"| {f.lower_80:,.1f} … {f.upper_80:,.1f} | {f.lower_95:,.1f} … {f.upper_95:,.1f} |"
+            )
     if verdicts:
         lines += ["", "**Due diligence** (Diebold-Mariano tests over the test months):", ""]
         lines += [f"- {v}" for v in verdicts]
@@ -202,10 +227,12 @@ def render_report(
     champion: str,
     path: Path,
 ) -> Path:
-    """Draw the last 15 years of closes, each model's test predictions, and next month's forecast.
+    """Draw 15 years of closes, each model's test predictions, and the champion's forecast fan.
 
     ``prices`` has month/close, ``predictions`` model/month/predicted, ``forecasts``
-    model/target_month/point and the 80/95 % bounds. The champion's bands are shaded.
+    model/target_month/horizon/point and the 80/95 % bounds. The champion's path is drawn
+    from the last close with its 80 % and 95 % bands shaded; the other models' paths are
+    thin grey lines.
     """
     start = pd.Timestamp(prices["month"].max()) - pd.DateOffset(years=REPORT_YEARS)
     recent = prices[prices["month"] >= start]
@@ -215,40 +242,47 @@ def render_report(
         shown = group[group["month"] >= start]
         width = 1.6 if model == champion else 0.9
         ax.plot(shown["month"], shown["predicted"], lw=width, alpha=0.8, label=f"{model} (test)")
-    best = forecasts.set_index("model").loc[champion]
-    target = pd.Timestamp(best["target_month"])
-    for level, alpha in ((95, 0.25), (80, 0.5)):
-        ax.errorbar(
-            [target],
-            [best["point"]],
-            yerr=[
-                [best["point"] - best[f"lower_{level}"]],
-                [best[f"upper_{level}"] - best["point"]],
-            ],
-            fmt="none",
-            ecolor="tab:blue",
-            elinewidth=6,
+    anchor = prices.iloc[-1]  # every path starts from the last close
+    months = [pd.Timestamp(anchor["month"])]
+    others = forecasts[forecasts["model"] != champion].sort_values(["model", "horizon"])
+    for k, (_, group) in enumerate(others.groupby("model", sort=False)):
+        ax.plot(
+            months + list(pd.to_datetime(group["target_month"])),
+            [anchor["close"], *group["point"]],
+            color="gray",
+            lw=0.8,
+            marker="_" if len(group) == 1 else None,
+            alpha=0.7,
+            label="other models' forecasts" if k == 0 else None,
+        )
+    best = champion_path(forecasts, champion)
+    x = months + list(pd.to_datetime(best["target_month"]))
+    for level, alpha in ((95, 0.2), (80, 0.35)):
+        ax.fill_between(
+            x,
+            [anchor["close"], *best[f"lower_{level}"]],
+            [anchor["close"], *best[f"upper_{level}"]],
+            color="tab:blue",
             alpha=alpha,
+            lw=0,
             label=f"{level} % interval",
         )
-    ax.scatter(
-        forecasts["target_month"],
-        forecasts["point"],
-        marker="_",
-        s=200,
-        color="gray",
-        zorder=6,
-        label="other models' forecasts",
-    )
-    ax.scatter(
-        [target],
-        [best["point"]],
-        marker="D",
+    last = best.iloc[-1]
+    span = _span(best["target_month"])
+    ax.plot(
+        x,
+        [anchor["close"], *best["point"]],
         color="tab:red",
+        marker="o" if len(best) == 1 else None,
+        ms=4,
+        lw=1.6,
         zorder=7,
-        label=f"{champion} forecast {target:%Y-%m}: {best['point']:,.0f}",
+        label=(
+            f"{champion} forecast {span}: "
+            f"{last['point']:,.0f} by {pd.Timestamp(last['target_month']):%Y-%m}"
+        ),
     )
-    ax.set_title(f"S&P 500 monthly average close: test predictions and {target:%Y-%m} forecast")
+    ax.set_title(f"S&P 500 monthly average close: test predictions and the {span} forecast")
     ax.set_ylabel("index points")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8, ncols=2)
@@ -286,7 +320,7 @@ def publish_results(
             report,
             due_diligence(output.metrics.set_index("model")["rmse"].to_dict(), output.comparisons),
         ),
-        description=f"Next-month forecasts of run {output.run_id}",
+        description=f"Forecasts of run {output.run_id}",
     )
     get_run_logger().info("champion %s; report %s", champion, report)
     return report

@@ -59,13 +59,18 @@ def split_chronologically(windows: Windows, test_fraction: float) -> tuple[Windo
     return windows.part(0, cut), windows.part(cut, None)
 
 
-def min_rows_needed(window: int, test_fraction: float) -> int:
-    """Fewest monthly rows that leave enough train and test samples for this window."""
-    rows = window + MIN_TRAIN_SAMPLES + MIN_TEST_SAMPLES
+def min_rows_needed(window: int, test_fraction: float, horizon: int = 1) -> int:
+    """Fewest monthly rows that leave enough train and test samples for this window.
+
+    A ``horizon`` of H needs H - 1 more test samples, so that the test split still holds
+    ``MIN_TEST_SAMPLES`` H-step errors to size the H-month interval with.
+    """
+    min_test = MIN_TEST_SAMPLES + horizon - 1
+    rows = window + MIN_TRAIN_SAMPLES + min_test
     while True:
         n = rows - window
         cut = split_index(n, test_fraction)
-        if cut >= MIN_TRAIN_SAMPLES and n - cut >= MIN_TEST_SAMPLES:
+        if cut >= MIN_TRAIN_SAMPLES and n - cut >= min_test:
             return rows
         rows += 1
 

@@ -214,6 +214,7 @@ class RunOutput:
     forecasts: pd.DataFrame  # model, target_month, horizon, point, lower/upper 80/95
     seed_metrics: pd.DataFrame  # model, seed, split, rmse, mae, theil_u2
     comparisons: pd.DataFrame  # model, baseline, split, dm_stat, dm_pvalue, n
+    horizon_metrics: pd.DataFrame  # model, split, horizon, rmse, mae, theil_u2, n
 
 
 TABLE_COLUMNS: dict[str, list[str]] = {
@@ -252,6 +253,7 @@ TABLE_COLUMNS: dict[str, list[str]] = {
     ],
     "seed_metrics": ["model", "seed", "split", "rmse", "mae", "theil_u2"],
     "comparisons": ["model", "baseline", "split", "dm_stat", "dm_pvalue", "n"],
+    "horizon_metrics": ["model", "split", "horizon", "rmse", "mae", "theil_u2", "n"],
 }
 
 
@@ -400,7 +402,7 @@ class RunReport:
     prices: pd.DataFrame  # month, close of the run's snapshot
     predictions: pd.DataFrame  # model, month, actual, predicted
     forecasts: pd.DataFrame  # model, target_month, horizon, point, bounds
-    scorecard: pd.DataFrame  # model, n, mean_abs_pct_error, coverage_80, coverage_95
+    scorecard: pd.DataFrame  # model, horizon, n, mean_abs_pct_error, coverage_80, coverage_95
     comparisons: pd.DataFrame  # model, baseline, split ('test'), dm_stat, dm_pvalue, n
 
 
@@ -435,7 +437,7 @@ def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
             "SELECT f.model, f.target_month, f.horizon, f.point, f.lower_80, f.upper_80,"
             " f.lower_95, f.upper_95 FROM forecasts f"
             " JOIN metrics m ON m.run_id = f.run_id AND m.model = f.model AND m.split = 'test'"
-            " WHERE f.run_id = ? ORDER BY m.rmse",
+            " WHERE f.run_id = ? ORDER BY m.rmse, f.model, f.horizon",
             [run_id],
         ).df()
         comparisons = con.execute(
@@ -444,9 +446,10 @@ def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
             [run_id],
         ).df()
         scorecard = con.execute(
-            "SELECT model, count(*) AS n, avg(abs_pct_error) AS mean_abs_pct_error,"
+            "SELECT model, horizon, count(*) AS n, avg(abs_pct_error) AS mean_abs_pct_error,"
             " avg(inside_80::INTEGER) AS coverage_80, avg(inside_95::INTEGER) AS coverage_95"
-            " FROM forecast_scorecard GROUP BY model ORDER BY mean_abs_pct_error"
+            " FROM forecast_scorecard GROUP BY model, horizon"
+            " ORDER BY horizon, mean_abs_pct_error, model"
         ).df()
     for frame, column in ((prices, "month"), (predictions, "month"), (forecasts, "target_month")):
         frame[column] = pd.to_datetime(frame[column])

@@ -21,6 +21,18 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.models_dir == Path("warehouse/models")
 
 
+def test_horizon_defaults_to_twelve_months_and_reads_the_env(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SP500_HORIZON", raising=False)
+    assert Settings().horizon == 12
+    monkeypatch.setenv("SP500_HORIZON", "3")
+    settings = Settings()
+    assert settings.horizon == 3
+    assert settings.run_params()["horizon"] == 3
+    assert "horizon" not in settings.backtest_params()  # a backtest forecasts one month
+
+
 def test_env_then_cli_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SP500_MODELS", "naive, lstm")
     monkeypatch.setenv("SP500_EPOCHS", "5")
@@ -38,6 +50,8 @@ def test_env_then_cli_override(monkeypatch: pytest.MonkeyPatch) -> None:
         {"test_fraction": 1.0},
         {"scaling": "zscore"},
         {"window": 1},
+        {"horizon": 0},
+        {"horizon": 25},
     ],
 )
 def test_bad_settings_are_rejected(overrides: dict[str, object]) -> None:

@@ -75,6 +75,8 @@ def test_run_then_query_as_a_new_user(cli_env, http_server: LocalServer, tmp_pat
         "2",
         "--seeds",
         "2",
+        "--horizon",
+        "6",
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -120,6 +122,19 @@ def test_run_then_query_as_a_new_user(cli_env, http_server: LocalServer, tmp_pat
         "json",
     )
     assert json.loads(as_json.stdout) == [{"n": 1}]
+    months = sp500(
+        cli_env,
+        "query",
+        "SELECT model, max(horizon) AS h, count(*) AS n FROM latest_forecasts"
+        " GROUP BY 1 ORDER BY 1",
+        "--warehouse",
+        warehouse,
+        "--format",
+        "json",
+    )
+    assert json.loads(months.stdout) == [
+        {"model": m, "h": 6, "n": 6} for m in ("drift", "gru", "naive")
+    ]
 
     write = sp500(cli_env, "query", "DELETE FROM runs", "--warehouse", warehouse)
     assert write.returncode == 1
@@ -140,30 +155,39 @@ def test_http_404_exits_non_zero_with_one_line(http_server: LocalServer, tmp_pat
     assert "Traceback" not in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("command", ["run", "backtest", "serve"])
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        ("0", "seeds: Input should be greater than or equal to 1"),
-        ("-2", "seeds: Input should be greater than or equal to 1"),
-        ("two", "seeds: Input should be a valid integer"),
-        ("2.5", "seeds: Input should be a valid integer"),
-    ],
-)
-def test_bad_seeds_fail_with_one_line_and_write_nothing(
-    command, value, message, tmp_path, monkeypatch
+SEEDS_MESSAGES = [
+    ("0", "seeds: Input should be greater than or equal to 1"),
+    ("-2", "seeds: Input should be greater than or equal to 1"),
+    ("two", "seeds: Input should be a valid integer"),
+    ("2.5", "seeds: Input should be a valid integer"),
+]
+HORIZON_MESSAGES = [
+    ("0", "horizon: Input should be greater than or equal to 1"),
+    ("25", "horizon: Input should be less than or equal to 24"),
+    ("twelve", "horizon: Input should be a valid integer"),
+]
+BAD_NUMBERS = [
+    *[("seeds", c, v, m) for c in ("run", "backtest", "serve") for v, m in SEEDS_MESSAGES],
+    *[("horizon", c, v, m) for c in ("run", "serve") for v, m in HORIZON_MESSAGES],
+]
+
+
+@pytest.mark.parametrize(("option", "command", "value", "message"), BAD_NUMBERS)
+def test_bad_seeds_or_horizon_fail_with_one_line_and_write_nothing(
+    option, command, value, message, tmp_path, monkeypatch
 ) -> None:
     for name in [k for k in os.environ if k.startswith("SP500_")]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)  # serve takes its warehouse from the default path here
-    args = [command, "--seeds", value]
-    if command != "serve":
-        args += ["--warehouse", str(tmp_path / "w.duckdb")]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 2
-    (line,) = [x for x in result.stderr.splitlines() if x.strip()]
-    assert line.startswith("error: invalid settings:") and message in line
-    assert list(tmp_path.iterdir()) == []
+    # as an option, then as the env variable a deployment or a worker would read
+    for args, env in (([f"--{option}", value], {}), ([], {f"SP500_{option.upper()}": value})):
+        for key, env_value in env.items():
+            monkeypatch.setenv(key, env_value)
+        result = CliRunner().invoke(app, [command, *args])
+        assert result.exit_code == 2
+        (line,) = [x for x in result.stderr.splitlines() if x.strip()]
+        assert line.startswith("error: invalid settings:") and message in line
+        assert list(tmp_path.iterdir()) == []
 
 
 def test_report_prints_the_leaderboard_champion_and_due_diligence(
@@ -181,6 +205,11 @@ def test_report_prints_the_leaderboard_champion_and_due_diligence(
     assert "Due diligence (Diebold-Mariano tests over the test months)" in text
     verdicts = [x for x in text.splitlines() if x.startswith("- ")]
     assert len(verdicts) == 1 and verdicts[0].startswith("- drift vs naive: ")
+    # next month of each model, then the champion's 12 months (the default horizon)
+    champion = text.split("\nChampion: ", 1)[1].split(".", 1)[0]
+    assert f"\n{champion}, 12 months ahead" in text
+    path = text.split(" months ahead", 1)[1].split("\n\n", 1)[0].splitlines()[3:]
+    assert [int(line.split()[0]) for line in path] == list(range(1, 13))
     (png,) = out.glob("*.png")
     assert f"report written to {png}" in text
     missing = CliRunner().invoke(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 from pathlib import Path
 
 import duckdb
@@ -39,6 +40,7 @@ def counts(path: Path) -> dict[str, int]:
         "validation_failures",
         "seed_metrics",
         "comparisons",
+        "horizon_metrics",
     ]
     return {t: rows(path, f"SELECT count(*) FROM {t}")[0][0] for t in tables}
 
@@ -65,10 +67,11 @@ def test_synthetic_series_over_http_fills_tables_and_reruns_as_no_op(
         "models": 2 * (1 + 1 + 2),  # evaluation and forecast fits; lstm's two seeds
         "metrics": 3,
         "predictions": 3 * 28,
-        "forecasts": 3,
+        "forecasts": 3 * 12,  # months T+1 … T+12 (the default --horizon)
         "validation_failures": 0,
         "seed_metrics": 2,
         "comparisons": 3,  # drift and lstm vs naive, lstm vs drift
+        "horizon_metrics": 3 * 12,
     }
     saved = rows(
         warehouse,
@@ -83,9 +86,15 @@ def test_synthetic_series_over_http_fills_tables_and_reruns_as_no_op(
     ]
     for _, _, path, sha in saved:
         assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == sha
-    assert rows(warehouse, "SELECT DISTINCT target_month::VARCHAR FROM forecasts") == [
-        ("2002-07-01",)
-    ]
+    months = pd.date_range("2002-07-01", periods=12, freq="MS").strftime("%Y-%m-%d")
+    for model in ("naive", "drift", "lstm"):
+        path = rows(
+            warehouse,
+            "SELECT horizon, target_month::VARCHAR FROM latest_forecasts WHERE model = ?"
+            " ORDER BY horizon",
+            model,
+        )
+        assert path == list(zip(range(1, 13), months, strict=True))
 
     again = monthly_retrain(config, return_state=True)
     assert again.is_completed()
@@ -163,7 +172,24 @@ def test_real_data_over_http_reproduces_lesson_split(
     assert rows(
         warehouse, "SELECT n_rows, first_month::VARCHAR, last_month::VARCHAR FROM snapshots"
     ) == [(len(frame), frame["date"].iloc[0], frame["date"].iloc[-1])]
-    assert len(rows(warehouse, "SELECT * FROM latest_forecasts")) == 6
+    assert len(rows(warehouse, "SELECT * FROM latest_forecasts")) == 6 * 12
+    # naive's h-step test errors, recomputed from the CSV: they grow with h, and so do its bands
+    naive = rows(
+        warehouse, "SELECT horizon, rmse, n FROM horizon_metrics WHERE model = 'naive' ORDER BY 1"
+    )
+    expected = []
+    for h in range(1, 13):
+        origins = np.arange(len(close) - n_test - 1, len(close) - h)  # last close before target
+        errors = close[origins + h] - close[origins]
+        expected.append((h, pytest.approx(np.sqrt(np.mean(errors**2))), n_test - h + 1))
+    assert naive == expected
+    assert all(a[1] < b[1] for a, b in itertools.pairwise(naive))
+    width = rows(
+        warehouse,
+        "SELECT horizon, ln(upper_95 / lower_95) FROM forecasts WHERE model = 'naive'"
+        " AND horizon IN (1, 12) ORDER BY horizon",
+    )
+    assert width[1][1] > 2 * width[0][1]
 
 
 def _bad_csv() -> bytes:
@@ -193,7 +219,7 @@ def test_failed_run_leaves_only_its_run_row_and_keeps_previous_results(
 ) -> None:
     warehouse = warehouse_with_a_run
     before = counts(warehouse)
-    assert before["runs"] == 1 and before["forecasts"] == 2
+    assert before["runs"] == 1 and before["forecasts"] == 2 * 12
     forecasts_before = rows(warehouse, "SELECT * FROM latest_forecasts")
 
     bad = http_server.serve("/bad.csv", route)
@@ -210,10 +236,10 @@ def test_failed_run_leaves_only_its_run_row_and_keeps_previous_results(
     assert not any((tmp_path / "models").glob("*/*.keras"))
 
 
-def test_scorecard_scores_last_months_forecasts_after_a_new_month(
+def test_scorecard_scores_each_forecast_when_its_month_arrives(
     http_server: LocalServer, tmp_path: Path
 ) -> None:
-    series = synthetic_prices(151, seed=8)
+    series = synthetic_prices(153, seed=8)
     warehouse = tmp_path / "w.duckdb"
     first = http_server.serve("/m1.csv", Route(body=to_csv_bytes(series.head(150))))
     assert monthly_retrain(
@@ -221,25 +247,29 @@ def test_scorecard_scores_last_months_forecasts_after_a_new_month(
     ).is_completed()
     assert rows(warehouse, "SELECT count(*) FROM forecast_scorecard") == [(0,)]
     (first_run,) = rows(warehouse, "SELECT run_id FROM runs")[0]
-    forecasts = dict(rows(warehouse, "SELECT model, point FROM forecasts"))
+    forecasts = {
+        (m, h): p for m, h, p in rows(warehouse, "SELECT model, horizon, point FROM forecasts")
+    }
 
-    second = http_server.serve("/m2.csv", Route(body=to_csv_bytes(series)))
+    # three months later: the first run's 1-, 2- and 3-month forecasts are scored
+    later = http_server.serve("/m2.csv", Route(body=to_csv_bytes(series)))
     assert monthly_retrain(
-        settings(second, warehouse, models="naive,drift"), return_state=True
+        settings(later, warehouse, models="naive,drift"), return_state=True
     ).is_completed()
     scored = rows(
         warehouse,
-        "SELECT run_id, model, target_month::VARCHAR, actual, error,"
-        " inside_80, inside_95 FROM forecast_scorecard ORDER BY model",
+        "SELECT run_id, model, horizon, target_month::VARCHAR, actual, error"
+        " FROM forecast_scorecard ORDER BY model, horizon",
     )
-    actual = float(series["close"].iloc[-1])
-    assert [(r[0], r[1], r[2]) for r in scored] == [
-        (first_run, "drift", series["date"].iloc[-1]),
-        (first_run, "naive", series["date"].iloc[-1]),
+    assert [r[:4] for r in scored] == [
+        (first_run, model, h, series["date"].iloc[149 + h])
+        for model in ("drift", "naive")
+        for h in (1, 2, 3)
     ]
-    for _, model, _, got, error, _, _ in scored:
+    for _, model, h, _, got, error in scored:
+        actual = float(series["close"].iloc[149 + h])
         assert got == pytest.approx(actual)
-        assert error == pytest.approx(actual - forecasts[model])
+        assert error == pytest.approx(actual - forecasts[model, h])
     history = rows(warehouse, "SELECT model, count(*) FROM model_history GROUP BY 1 ORDER BY 1")
     assert history == [("drift", 2), ("naive", 2)]
 
@@ -254,7 +284,7 @@ def test_tags_label_the_flow_run_but_not_its_task_runs(
     url = http_server.serve("/t.csv", Route(body=to_csv_bytes(synthetic_prices(60, seed=4))))
     with tags("sp500", "scaling:window"):
         state = monthly_retrain(
-            settings(url, tmp_path / "w.duckdb", models="naive"), return_state=True
+            settings(url, tmp_path / "w.duckdb", models="naive", horizon=3), return_state=True
         )
     assert state.is_completed(), state.message
     flow_run_id = state.state_details.flow_run_id

@@ -28,6 +28,7 @@ RESULT_TABLES = (
     "forecasts",
     "seed_metrics",
     "comparisons",
+    "horizon_metrics",
     "backtest_predictions",
 )
 
@@ -98,7 +99,10 @@ def consistency(warehouse: Path) -> dict[str, object]:
             )
             assert n_fits == 2 * n_models  # an evaluation and a forecast fit of each
             assert one("SELECT count(*) FROM metrics WHERE run_id = ?", run_id)[0] == n_models
-            assert one("SELECT count(*) FROM forecasts WHERE run_id = ?", run_id)[0] == n_models
+            (horizon,) = one("SELECT params->>'horizon' FROM runs WHERE run_id = ?", run_id)
+            for table in ("forecasts", "horizon_metrics"):  # months T+1 … T+horizon
+                (n_rows,) = one(f"SELECT count(*) FROM {table} WHERE run_id = ?", run_id)
+                assert n_rows == n_models * int(horizon), table
             (n_test, distinct_n) = one(
                 "SELECT max(n), count(DISTINCT n) FROM metrics WHERE run_id = ?", run_id
             )

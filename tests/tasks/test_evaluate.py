@@ -14,7 +14,7 @@ from tasks.evaluate import (
     evaluate,
     rank_evaluations,
 )
-from tasks.forecast import interval_bounds, next_month_forecast
+from tasks.forecast import forecast_path, interval_bounds
 from tasks.train import fit_model
 from tasks.windows import fit_scaler, make_windows, split_chronologically
 
@@ -64,8 +64,8 @@ def test_evaluate_and_forecast_baselines_end_to_end() -> None:
     result = evaluate(naive, train, test)
     assert result.metrics["theil_u2"] == pytest.approx(1.0)
     np.testing.assert_array_equal(result.predictions["predicted"], test.X[:, -1])
-    forecast = next_month_forecast(naive, close[-12:], months[-1], result)
-    assert forecast.point == close[-1]
+    (forecast,) = forecast_path(naive, close[-12:], months[-1], result)
+    assert (forecast.point, forecast.horizon) == (close[-1], 1)
     assert forecast.target_month == pd.Timestamp("2006-09-01")
     assert forecast.lower_95 <= forecast.lower_80 <= forecast.point <= forecast.upper_80
 

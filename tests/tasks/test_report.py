@@ -88,7 +88,7 @@ def test_leaderboard_table_columns() -> None:
     assert table[1]["rmse_std"] is None and table[1]["dm_pvalue"] is None
 
 
-def frames():
+def frames(horizon: int = 1):
     months = pd.date_range("2000-01-01", periods=240, freq="MS")
     close = 100 * np.exp(np.cumsum(np.full(240, 0.01)))
     prices = pd.DataFrame({"month": months, "close": close})
@@ -98,30 +98,41 @@ def frames():
             for m, k in (("naive", 0.99), ("lstm", 1.01))
         ]
     )
-    target = months[-1] + pd.offsets.MonthBegin(1)
     forecasts = pd.DataFrame(
         [
             {
                 "model": m,
-                "target_month": target,
-                "point": p,
-                "lower_80": p * 0.95,
-                "upper_80": p * 1.05,
-                "lower_95": p * 0.9,
-                "upper_95": p * 1.1,
+                "target_month": months[-1] + pd.offsets.MonthBegin(h),
+                "horizon": h,
+                "point": p + 10 * (h - 1),
+                "lower_80": (p + 10 * (h - 1)) * (1 - 0.05 * h),
+                "upper_80": (p + 10 * (h - 1)) * (1 + 0.05 * h),
+                "lower_95": (p + 10 * (h - 1)) * (1 - 0.1 * h),
+                "upper_95": (p + 10 * (h - 1)) * (1 + 0.1 * h),
             }
             for m, p in (("lstm", 1200.0), ("naive", 1100.0))
+            for h in range(1, horizon + 1)
         ]
     )
     return prices, predictions, forecasts
 
 
-def test_forecast_markdown_names_champion_and_every_model(tmp_path) -> None:
-    _, _, forecasts = frames()
+@pytest.mark.parametrize("horizon", [1, 3])
+def test_forecast_markdown_names_champion_and_every_model(tmp_path, horizon) -> None:
+    _, _, forecasts = frames(horizon)
     text = forecast_markdown(forecasts, "lstm", "because", tmp_path / "r.png")
-    assert "Champion: `lstm`: 1,200.0" in text
-    assert "| naive | 1,100.0 | 1,045.0 … 1,155.0 | 990.0 … 1,210.0 |" in text
+    assert "Champion: `lstm`: 1,200.0 for 2020-01" in text
+    # every model's next month, once
+    assert text.count("| naive | 1,100.0 | 1,045.0 … 1,155.0 | 990.0 … 1,210.0 |") == 1
     assert (tmp_path / "r.png").as_uri() in text
+    if horizon == 1:
+        assert "# S&P 500 forecast for 2020-01\n" in text
+        assert "months ahead" not in text
+    else:  # and the champion's whole path, month by month
+        assert "# S&P 500 forecast for 2020-01 … 2020-03\n" in text
+        assert "**`lstm`, 3 months ahead**" in text
+        assert "| 2020-03 | 3 | 1,220.0 | 1,037.0 … 1,403.0 | 854.0 … 1,586.0 |" in text
+        assert "| naive | 1,110.0" not in text  # other models' later months stay in the warehouse
 
 
 def test_validation_markdown_lists_failures() -> None:
@@ -137,8 +148,9 @@ def test_validation_markdown_lists_failures() -> None:
     assert "| close_positive | close | -1\\|x | 3 |" in text
 
 
-def test_render_report_writes_a_png(tmp_path) -> None:
-    prices, predictions, forecasts = frames()
+@pytest.mark.parametrize("horizon", [1, 12])
+def test_render_report_writes_a_png(tmp_path, horizon) -> None:
+    prices, predictions, forecasts = frames(horizon)
     path = render_report(prices, predictions, forecasts, "lstm", tmp_path / "out" / "r.png")
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")

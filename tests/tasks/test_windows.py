@@ -58,6 +58,20 @@ def test_min_rows_needed_is_tight() -> None:
         split_chronologically(make_windows(close, months, 12), 0.2)
 
 
+@pytest.mark.parametrize("horizon", [1, 2, 12, 24])
+def test_min_rows_leave_two_errors_at_the_last_horizon(horizon) -> None:
+    rows = min_rows_needed(12, 0.2, horizon)
+    close, months = series(rows)
+    _, test = split_chronologically(make_windows(close, months, 12), 0.2)
+    assert len(test) - horizon + 1 >= 2  # h-step errors at h = horizon
+    close, months = series(rows - 1)
+    try:
+        _, test = split_chronologically(make_windows(close, months, 12), 0.2)
+    except ValueError:  # too few for the split itself
+        return
+    assert len(test) - horizon + 1 < 2
+
+
 @pytest.mark.parametrize("kind", ["window", "minmax"])
 def test_scalers_round_trip(kind: str) -> None:
     close, months = series(200)

@@ -74,6 +74,19 @@ def output(run_id: str, snapshot: str = "abc") -> store.RunOutput:
         ),
         seed_metrics=pd.DataFrame(columns=store.TABLE_COLUMNS["seed_metrics"]),
         comparisons=pd.DataFrame(columns=store.TABLE_COLUMNS["comparisons"]),
+        horizon_metrics=pd.DataFrame(
+            [
+                {
+                    "model": "naive",
+                    "split": "test",
+                    "horizon": 1,
+                    "rmse": 1.0,
+                    "mae": 1.0,
+                    "theil_u2": 1.0,
+                    "n": 1,
+                }
+            ]
+        ),
     )
 
 
