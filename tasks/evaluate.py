@@ -181,10 +181,19 @@ class Evaluation:
         return horizon_metrics(self.steps)
 
     def step_errors(self, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-        """Actual and predicted closes of the h-step test forecasts, h = ``horizon``."""
+        """Actual and predicted closes of the h-step test forecasts, h = ``horizon``.
+
+        Raises:
+            ValueError: this evaluation holds no forecasts ``horizon`` months ahead.
+        """
         rows = self.steps[self.steps["horizon"] == horizon]
         if rows.empty and horizon == 1:
             rows = self.predictions
+        if rows.empty:
+            raise ValueError(
+                f"{self.model} was evaluated up to {len(self.horizon_metrics) or 1} months"
+                f" ahead, so it has no {horizon}-month test errors to size bands with"
+            )
         return rows["actual"].to_numpy(), rows["predicted"].to_numpy()
 
 

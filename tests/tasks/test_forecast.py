@@ -103,6 +103,17 @@ def test_the_forecast_covers_the_next_months_with_bands_that_widen() -> None:
         assert f.lower_95 <= f.lower_80 <= f.upper_80 <= f.upper_95
 
 
+@pytest.mark.unit
+def test_a_forecast_further_ahead_than_the_evaluation_is_refused() -> None:
+    close, months = random_walk(120, seed=7)
+    train, test = split(close, months)
+    naive = fitted("naive", train)
+    evaluation = evaluate(naive, train, test, horizon=3)
+    assert len(forecast_path(naive, close[-12:], months[-1], evaluation, horizon=3)) == 3
+    with pytest.raises(ValueError, match="evaluated up to 3 months ahead, so it has no 4-month"):
+        forecast_path(naive, close[-12:], months[-1], evaluation, horizon=4)
+
+
 def tripled_from(close: np.ndarray, months: pd.DatetimeIndex, month: pd.Timestamp) -> np.ndarray:
     tampered = close.copy()
     tampered[months >= month] *= 3.0
