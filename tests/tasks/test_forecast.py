@@ -85,13 +85,18 @@ def test_a_horizon_beyond_the_test_split_is_refused() -> None:
         evaluate(naive, train, test, horizon=7)
 
 
-@pytest.mark.unit
-def test_the_forecast_covers_the_next_months_with_bands_that_widen() -> None:
-    close, months = random_walk(300, seed=5)
+def naive_forecast(n: int, seed: int, evaluated: int, horizon: int):
+    """Naive evaluated up to ``evaluated`` months ahead, then forecast ``horizon`` months."""
+    close, months = random_walk(n, seed=seed)
     train, test = split(close, months)
     naive = fitted("naive", train)
-    evaluation = evaluate(naive, train, test, horizon=12)
-    path = forecast_path(naive, close[-12:], months[-1], evaluation, horizon=12)
+    evaluation = evaluate(naive, train, test, horizon=evaluated)
+    return close, months, forecast_path(naive, close[-12:], months[-1], evaluation, horizon)
+
+
+@pytest.mark.unit
+def test_the_forecast_covers_the_next_months_with_bands_that_widen() -> None:
+    close, months, path = naive_forecast(300, seed=5, evaluated=12, horizon=12)
     assert [f.horizon for f in path] == list(range(1, 13))
     assert [f.target_month for f in path] == [
         months[-1] + pd.offsets.MonthBegin(h) for h in range(1, 13)
@@ -105,13 +110,9 @@ def test_the_forecast_covers_the_next_months_with_bands_that_widen() -> None:
 
 @pytest.mark.unit
 def test_a_forecast_further_ahead_than_the_evaluation_is_refused() -> None:
-    close, months = random_walk(120, seed=7)
-    train, test = split(close, months)
-    naive = fitted("naive", train)
-    evaluation = evaluate(naive, train, test, horizon=3)
-    assert len(forecast_path(naive, close[-12:], months[-1], evaluation, horizon=3)) == 3
+    assert len(naive_forecast(120, seed=7, evaluated=3, horizon=3)[2]) == 3
     with pytest.raises(ValueError, match="evaluated up to 3 months ahead, so it has no 4-month"):
-        forecast_path(naive, close[-12:], months[-1], evaluation, horizon=4)
+        naive_forecast(120, seed=7, evaluated=3, horizon=4)
 
 
 def tripled_from(close: np.ndarray, months: pd.DatetimeIndex, month: pd.Timestamp) -> np.ndarray:
