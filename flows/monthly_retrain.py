@@ -2,7 +2,6 @@
 
 from dataclasses import dataclass, field
 
-import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
@@ -15,7 +14,7 @@ from tasks.forecast import forecast_next
 from tasks.ingest import download_csv
 from tasks.lifecycle import RunLifecycle, failure_message
 from tasks.persist import build_output
-from tasks.report import publish_results, publish_validation_failure
+from tasks.report import month_span, publish_results, publish_validation_failure
 from tasks.train import train_model
 from tasks.validate import validate_prices
 from tasks.windows import fit_scaler_task, make_windows_task, min_rows_needed, split_task
@@ -88,8 +87,7 @@ def _retrain(settings: Settings, run: RunLifecycle) -> RunSummary:
     run.commit(output)
 
     publish_results(output, leaderboard, settings.reports_dir)
-    months = sorted({pd.Timestamp(f.target_month) for f in forecasts})
-    target = f"{months[0]:%Y-%m}" + (f" … {months[-1]:%Y-%m}" if len(months) > 1 else "")
+    target = month_span(f.target_month for f in forecasts)
     message = f"run {run.run_id} completed: {len(evaluations)} models, forecasts for {target}"
     logger.info(message)
     return RunSummary(

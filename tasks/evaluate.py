@@ -187,12 +187,11 @@ class Evaluation:
             ValueError: this evaluation holds no forecasts ``horizon`` months ahead.
         """
         rows = self.steps[self.steps["horizon"] == horizon]
-        if rows.empty and horizon == 1:
-            rows = self.predictions
         if rows.empty:
+            evaluated = int(self.steps["horizon"].max()) if len(self.steps) else 0
             raise ValueError(
-                f"{self.model} was evaluated up to {len(self.horizon_metrics) or 1} months"
-                f" ahead, so it has no {horizon}-month test errors to size bands with"
+                f"{self.model} was evaluated up to {evaluated} months ahead, so it has no"
+                f" {horizon}-month test errors to size bands with"
             )
         return rows["actual"].to_numpy(), rows["predicted"].to_numpy()
 
@@ -213,7 +212,8 @@ def evaluate(model: TrainedModel, train: Windows, test: Windows, horizon: int = 
             f"{len(test)} test samples hold no {horizon}-month-ahead target; "
             f"use a shorter horizon or more data"
         )
-    predicted = model.predict(test.X)  # the ensemble's own rule, not restated here
+    steps = horizon_predictions(model.predict, test, horizon)  # the ensemble's own rule
+    predicted = steps.loc[steps["horizon"] == 1, "predicted"].to_numpy()  # = predict(test.X)
     members = model.member_predictions(test.X)
     train_naive_mae = mae(train.y, train.last)
     per_seed = []
@@ -227,7 +227,7 @@ def evaluate(model: TrainedModel, train: Windows, test: Windows, horizon: int = 
         metrics=compute_metrics(test.y, predicted, test.last, train_naive_mae),
         predictions=pd.DataFrame({"month": test.months, "actual": test.y, "predicted": predicted}),
         seed_metrics=pd.DataFrame(per_seed, columns=SEED_METRIC_COLUMNS),
-        steps=horizon_predictions(model.predict, test, horizon),
+        steps=steps,
     )
 
 

@@ -17,11 +17,8 @@ import numpy as np
 
 from core.specs import parse_spec
 from tasks.keras_quiet import keras
-from tasks.stacked import Member, fit_stacked
+from tasks.stacked import KerasBuilder, Member, fit_stacked
 from tasks.windows import Scaler, Windows
-
-KerasBuilder = Callable[[int, int], keras.Model]
-"""``builder(window, seed)``: the same seed always gives the same initial weights."""
 
 
 class _Initializers:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import matplotlib as mpl
@@ -142,8 +142,10 @@ def backtest_table(
     return rows
 
 
-def _span(months: pd.Series) -> str:
-    first, last = pd.Timestamp(months.min()), pd.Timestamp(months.max())
+def month_span(months: Iterable[object]) -> str:
+    """``2026-06 … 2027-05`` from the first to the last of ``months``; one month alone."""
+    stamps = [pd.Timestamp(m) for m in months]
+    first, last = min(stamps), max(stamps)
     return f"{first:%Y-%m}" if first == last else f"{first:%Y-%m} … {last:%Y-%m}"
 
 
@@ -163,7 +165,7 @@ def forecast_markdown(
     path = champion_path(forecasts, champion)
     first = path.iloc[0]
     lines = [
-        f"# S&P 500 forecast for {_span(forecasts['target_month'])}",
+        f"# S&P 500 forecast for {month_span(forecasts['target_month'])}",
         "",
         f"**Champion: `{champion}`: {first['point']:,.1f} for "
         f"{pd.Timestamp(first['target_month']):%Y-%m}** "
@@ -268,7 +270,7 @@ def render_report(
             label=f"{level} % interval",
         )
     last = best.iloc[-1]
-    span = _span(best["target_month"])
+    span = month_span(best["target_month"])
     ax.plot(
         x,
         [anchor["close"], *best["point"]],

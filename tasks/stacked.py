@@ -27,6 +27,9 @@ from core.errors import PipelineError
 from tasks.keras_quiet import keras, ops
 from tasks.windows import Scaler, Windows
 
+KerasBuilder = Callable[[int, int], keras.Model]
+"""``builder(window, seed)``: the same seed always gives the same initial weights."""
+
 
 def _matmul(x: object, w: object) -> object:
     """``(G, N, i) @ (G, i, o) -> (G, N, o)``; one member takes the plain 2-D kernel."""
@@ -318,7 +321,7 @@ class StackedFit:
     """A fitted stacked network, its members, and the time the fit took."""
 
     name: str
-    builder: Callable[[int, int], keras.Model]
+    builder: KerasBuilder
     network: StackedNetwork
     members: tuple[Member, ...]
     window: int
@@ -352,13 +355,13 @@ def batches_per_epoch(n_samples: int, batch_size: int) -> int:
     return max(1, math.ceil(n_samples / batch_size))
 
 
-def initial_weights(builder: Callable[[int, int], keras.Model], window: int, seed: int) -> list:
+def initial_weights(builder: KerasBuilder, window: int, seed: int) -> list:
     """The registry network's initial weights under ``seed`` (what a separate fit starts from)."""
     return builder(window, seed).get_weights()
 
 
 def build_stacked(
-    name: str, builder: Callable[[int, int], keras.Model], window: int, members: Sequence[Member]
+    name: str, builder: KerasBuilder, window: int, members: Sequence[Member]
 ) -> StackedFit:
     """A stacked network whose member g starts from the registry network under its own seed."""
     if not members:
@@ -425,7 +428,7 @@ def check_finite(fit: StackedFit) -> None:
 
 def fit_stacked(
     name: str,
-    builder: Callable[[int, int], keras.Model],
+    builder: KerasBuilder,
     windows: Windows,
     members: Sequence[Member],
     *,
