@@ -16,7 +16,6 @@ Writes ``benchmarks/results/ensembles.json`` and ``ensembles.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -28,7 +27,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from provenance import describe, where_ran
+from provenance import DATA, describe, where_ran, write_results
 from sp500_cli import clean_env, timed_sp500
 
 from core.settings import ALL_MODELS
@@ -37,10 +36,6 @@ from tasks.report import choose_champion
 from tasks.train import fit_model
 from tasks.validate import parse_prices
 from tasks.windows import fit_scaler, make_windows, split_chronologically
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "sp500_monthly.csv"
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def seed_sets(
@@ -167,12 +162,8 @@ def main() -> None:
             "ratio": median_n / median_1,
         }
     meta = {**where_ran(), "epochs": args.epochs, "size": args.size, "sets": firsts}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ensembles.json").write_text(
-        json.dumps({"meta": meta, "runs": rows, "timing": timing}, indent=2, default=float)
-    )
-    (RESULTS / "ensembles.md").write_text(markdown(rows, timing, meta))
-    print(markdown(rows, timing, meta))
+    payload = {"meta": meta, "runs": rows, "timing": timing}
+    write_results("ensembles", payload, markdown(rows, timing, meta))
 
 
 if __name__ == "__main__":

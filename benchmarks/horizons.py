@@ -17,7 +17,6 @@ Writes ``benchmarks/results/horizons.json`` and ``horizons.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -25,15 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from provenance import describe, where_ran
+from provenance import DATA, describe, where_ran, write_results
 from sp500_cli import clean_env, timed_sp500
 
 from tasks.report import champion_path, choose_champion
 from warehouse.store import query, read_run_report
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "sp500_monthly.csv"
-RESULTS = ROOT / "benchmarks" / "results"
 SHOWN = (1, 2, 3, 6, 9, 12)
 
 
@@ -125,13 +121,8 @@ def main() -> None:
                 if horizon == 12 and not results:
                     results = read_results(warehouse)
     meta = {**where_ran(), "repeat": args.repeat}
-    text = markdown(results, timing, meta)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "horizons.json").write_text(
-        json.dumps({"meta": meta, "seconds": timing, **results}, indent=2, default=str)
-    )
-    (RESULTS / "horizons.md").write_text(text)
-    print(text)
+    payload = {"meta": meta, "seconds": timing, **results}
+    write_results("horizons", payload, markdown(results, timing, meta), default=str)
 
 
 if __name__ == "__main__":

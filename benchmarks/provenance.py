@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -10,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "sp500_monthly.csv"  # the real series, never copied
+RESULTS = ROOT / "benchmarks" / "results"
 PACKAGES = ("tensorflow-cpu", "tensorflow", "keras", "prefect", "duckdb", "numpy")
 
 
@@ -58,3 +61,16 @@ def describe(meta: dict[str, object]) -> str:
     commit = str(meta["commit"])
     short = commit[:12] + ("+dirty" if commit.endswith("+dirty") else "")
     return f"{meta['date']}, commit {short}, {meta['machine']}; {libs}"
+
+
+def write_results(
+    name: str, payload: dict[str, object], text: str, default: object = float
+) -> None:
+    """Write ``results/{name}.json`` (``payload``) and ``results/{name}.md`` (``text``); print it.
+
+    ``default`` turns what JSON cannot hold (NumPy scalars, timestamps) into something it can.
+    """
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2, default=default))
+    (RESULTS / f"{name}.md").write_text(text)
+    print(text)

@@ -11,7 +11,6 @@ and ``variants.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from provenance import describe, where_ran
+from provenance import DATA, describe, where_ran, write_results
 
 from core.specs import canonical
 from tasks.evaluate import compare_models, evaluate
@@ -29,9 +28,6 @@ from tasks.train import fit_model
 from tasks.validate import parse_prices
 from tasks.windows import fit_scaler, make_windows, split_chronologically
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "sp500_monthly.csv"
-RESULTS = ROOT / "benchmarks" / "results"
 SPECS = ("naive", "lstm", "conv1d_lstm", "conv1d_lstm[filters=64,kernel_size=5]")
 
 
@@ -89,16 +85,8 @@ def main() -> None:
         )
     lines += ["", "Due diligence (Diebold-Mariano over the 181 test months, ensembles):", ""]
     lines += [f"- {v}" for v in verdicts]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "variants.json").write_text(
-        json.dumps(
-            {"meta": meta, "runs": rows, "comparisons": comparisons.to_dict("records")},
-            indent=2,
-            default=float,
-        )
-    )
-    (RESULTS / "variants.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    payload = {"meta": meta, "runs": rows, "comparisons": comparisons.to_dict("records")}
+    write_results("variants", payload, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
