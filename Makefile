@@ -1,10 +1,17 @@
 # sp500-pipeline: `make run` runs the monthly-retrain flow once; `make test` runs lint + tests.
-# Both create/refresh .venv from nothing (python3 -m venv, pip install -e '.[dev]').
+# Both build .venv from nothing, exactly as uv.lock pins it (`make lock` updates the lock).
+# uv comes from PATH, or else into a small bootstrap venv (.uv/) that leaves the system
+# Python untouched.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+UV_VERSION := 0.13.9
+UV ?= $(shell command -v uv 2> /dev/null || echo .uv/bin/uv)
+# uv never downloads a Python of its own here: the venv is built on $(PYTHON).
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Where this project is developed there is no internet, but a copy of the real CSV lies
 # beside the checkout; use it when present unless SP500_SOURCE says otherwise.
 LOCAL_CSV := ../shared/data/sp500_monthly.csv
@@ -13,16 +20,29 @@ ifneq ($(wildcard $(LOCAL_CSV)),)
 export SP500_SOURCE := $(abspath $(LOCAL_CSV))
 endif
 endif
+# Byte-compile at install (as pip does): imports stay fast where PYTHONDONTWRITEBYTECODE is set.
+SYNC = $(UV) sync --locked --quiet --compile-bytecode --python $(PYTHON)
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench lock clean python-check
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip 2> $(VENV)/pip.log || (cat $(VENV)/pip.log; exit 1)
-	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>> $(VENV)/pip.log || (cat $(VENV)/pip.log; exit 1)
+python-check:
+	@command -v $(PYTHON) > /dev/null || { echo "error: $(PYTHON) not found: install Python 3.11 or later, or run make PYTHON=/path/to/python3.11"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: $(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'); sp500-pipeline needs 3.11 or later: run make PYTHON=/path/to/python3.11"; exit 1; }
+
+.uv/bin/uv: | python-check
+	$(PYTHON) -m venv .uv
+	.uv/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock | python-check $(if $(filter .uv/bin/uv,$(UV)),.uv/bin/uv)
+	@$(UV) lock --check --quiet --python $(PYTHON) 2> /dev/null || { echo "error: uv.lock is out of date with pyproject.toml: run make lock, then commit uv.lock"; exit 1; }
+	$(SYNC) --extra dev
 	touch $(STAMP)
+
+# Re-resolve every package to the newest versions pyproject.toml allows (commit the result).
+lock: | python-check $(if $(filter .uv/bin/uv,$(UV)),.uv/bin/uv)
+	$(UV) lock --upgrade --python $(PYTHON)
 
 run: install
 	$(BIN)/sp500 run $(ARGS)
@@ -36,7 +56,7 @@ test: lint
 	$(BIN)/python -m pytest -n auto --dist worksteal $(PYTEST_ARGS)
 
 bench: install
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' 2>> $(VENV)/pip.log || (cat $(VENV)/pip.log; exit 1)
+	$(SYNC) --extra dev --extra bench
 	$(BIN)/python benchmarks/accuracy.py
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/tuning.py
@@ -47,4 +67,4 @@ bench: install
 	$(BIN)/python benchmarks/backtest.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .uv .pytest_cache .ruff_cache

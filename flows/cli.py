@@ -13,13 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
 from core.errors import PipelineError
-from core.settings import Settings
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 DEPLOYMENT_NAME = "monthly"
 
@@ -29,6 +30,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help and errors: no Rich import (it costs half a second)
 )
 
 
@@ -101,6 +103,11 @@ BOARD = [
 
 
 def _settings(overrides: dict[str, Any]) -> Settings:
+    # pydantic-settings costs a few hundred ms to import: only commands that need it pay
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from core.settings import Settings  # noqa: PLC0415
+
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
@@ -521,6 +528,30 @@ def report(
     except OSError as exc:
         raise _fail(f"cannot write the report to {directory}: {exc.strerror}") from None
     typer.echo(f"\nreport written to {png}")
+
+
+warehouse_app = typer.Typer(
+    help="Look after the warehouse file.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(warehouse_app, name="warehouse")
+
+
+@warehouse_app.command()
+def compat(warehouse: WarehouseOption = None) -> None:
+    """Rewrite a warehouse made before 0.2 so that DuckDB 1.4 and later open it.
+
+    Holds the run lock (no run writes meanwhile); the file is replaced in one rename.
+    """
+    from warehouse.lock import hold_run_lock  # noqa: PLC0415
+    from warehouse.store import OLDEST_READER, convert_storage  # noqa: PLC0415
+
+    settings = _settings({"warehouse": warehouse})
+    if not settings.warehouse.is_file():
+        raise _fail(f"no warehouse at {settings.warehouse}")
+    with _one_line_errors(), hold_run_lock(settings.warehouse, "warehouse compat"):
+        converted = convert_storage(settings.warehouse)
+    done = "converted" if converted else "already in the compatible format"
+    typer.echo(f"{settings.warehouse}: {done}; DuckDB {OLDEST_READER} and later open it")
 
 
 def main() -> None:

@@ -14,7 +14,8 @@ from flows.common import new_run_id, rename_flow_run, untagged_task_runs
 from tasks.backtest import backtest_segment, plan_backtest, summarize_backtest
 from tasks.ingest import download_csv
 from tasks.lifecycle import RunLifecycle, failure_message
-from tasks.report import backtest_table, publish_backtest
+from tasks.publish import publish_backtest
+from tasks.report import backtest_table
 from tasks.validate import validate_prices
 from tasks.windows import MIN_TRAIN_SAMPLES, make_windows_task
 from warehouse.store import BacktestOutput

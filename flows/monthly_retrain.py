@@ -14,7 +14,8 @@ from tasks.forecast import forecast_next
 from tasks.ingest import download_csv
 from tasks.lifecycle import RunLifecycle, failure_message
 from tasks.persist import build_output
-from tasks.report import month_span, publish_results, publish_validation_failure
+from tasks.publish import publish_results, publish_validation_failure
+from tasks.report import month_span
 from tasks.train import train_model
 from tasks.validate import validate_prices
 from tasks.windows import fit_scaler_task, make_windows_task, min_rows_needed, split_task

@@ -1,4 +1,8 @@
-"""What people look at: the champion, artifact texts, and the forecast report PNG."""
+"""What people look at: the champion, artifact texts, and the forecast report PNG.
+
+Pure functions (no Prefect): ``sp500 report`` renders from the warehouse with them alone.
+The flows publish them as artifacts through ``tasks.publish``.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +11,11 @@ from pathlib import Path
 
 import matplotlib as mpl
 import pandas as pd
-from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NO_CACHE
-
-from warehouse.store import RunOutput
 
 mpl.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 REPORT_YEARS = 15
-LEADERBOARD_KEY = "sp500-leaderboard"
-FORECAST_KEY = "sp500-forecast"
-VALIDATION_KEY = "sp500-validation"
-BACKTEST_KEY = "sp500-backtest"
 
 
 def significance(pvalue: object) -> str:
@@ -293,54 +288,3 @@ def render_report(
     fig.savefig(path)
     plt.close(fig)
     return path
-
-
-@task(name="publish_results", cache_policy=NO_CACHE)
-def publish_results(
-    output: RunOutput, leaderboard: list[dict[str, object]], reports_dir: Path
-) -> Path:
-    """Write the report PNG and the ``sp500-leaderboard`` and ``sp500-forecast`` artifacts."""
-    champion, reason = choose_champion(leaderboard)
-    report = render_report(
-        output.prices,
-        output.predictions,
-        output.forecasts,
-        champion,
-        reports_dir / f"{output.run_id}.png",
-    )
-    create_table_artifact(
-        key=LEADERBOARD_KEY,
-        table=leaderboard_table(leaderboard),
-        description=f"Test-split leaderboard of run {output.run_id}",
-    )
-    create_markdown_artifact(
-        key=FORECAST_KEY,
-        markdown=forecast_markdown(
-            output.forecasts,
-            champion,
-            reason,
-            report,
-            due_diligence(output.metrics.set_index("model")["rmse"].to_dict(), output.comparisons),
-        ),
-        description=f"Forecasts of run {output.run_id}",
-    )
-    get_run_logger().info("champion %s; report %s", champion, report)
-    return report
-
-
-@task(name="publish_validation_failure", cache_policy=NO_CACHE)
-def publish_validation_failure(failures: pd.DataFrame, message: str) -> None:
-    """Publish the ``sp500-validation`` artifact: the failing checks with examples."""
-    create_markdown_artifact(
-        key=VALIDATION_KEY,
-        markdown=validation_markdown(failures, message),
-        description="Why the downloaded series was rejected",
-    )
-
-
-@task(name="publish_backtest", cache_policy=NO_CACHE)
-def publish_backtest(rows: list[dict[str, object]], run_id: str, description: str) -> None:
-    """Publish the ``sp500-backtest`` table artifact."""
-    create_table_artifact(
-        key=BACKTEST_KEY, table=rows, description=f"Backtest {run_id}: {description}"
-    )

@@ -285,7 +285,7 @@ def stack_template(template: keras.Model, members: int) -> StackedNetwork:
         layers.append(stacker(layer, members))
     network = StackedNetwork(layers, name=f"stacked_{template.name}")
     window, channels = template.input_shape[1:]
-    network(np.zeros((1, members, window, channels), dtype="float32"))  # builds, in order
+    network(np.zeros((1, members, window, channels), dtype=keras.config.floatx()))  # builds
     return network
 
 
@@ -388,8 +388,8 @@ def training_arrays(fit: StackedFit, windows: Windows) -> tuple[np.ndarray, np.n
     after its cut-off enters its computation at all, not even with a zero weight.
     """
     n = max(m.samples for m in fit.members)
-    inputs = np.zeros((n, len(fit.members), fit.window, 1), dtype=np.float32)
-    targets = np.zeros((n, len(fit.members), 2), dtype=np.float32)
+    inputs = np.zeros((n, len(fit.members), fit.window, 1), dtype=keras.config.floatx())
+    targets = np.zeros((n, len(fit.members), 2), dtype=keras.config.floatx())
     for g, m in enumerate(fit.members):
         X, y = windows.X[: m.samples], windows.y[: m.samples]
         inputs[: m.samples, g] = m.scaler.transform_X(X)

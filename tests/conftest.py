@@ -135,6 +135,29 @@ def http_server() -> Iterator[LocalServer]:
 
 
 @pytest.fixture
+def float64() -> Iterator[None]:
+    """Keras computes in float64 for one test, so two computations agree to rounding only.
+
+    A stacked network and its exported members (or a plain Keras fit) compute the same sums
+    in different orders: einsum against dense kernels, another CPU's vector kernels. In
+    float32 twelve recurrent steps then differ by about 1e-5 relative, which a layout bug can
+    hide behind; in float64 the same paths agree to about 1e-14, so ``rtol=1e-9`` passes on
+    any x86_64 or aarch64 CPU and a wrong gate, weight or mask still fails by orders of
+    magnitude.
+    """
+    import keras
+
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")  # layers take the policy, cached at first use
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
+
+
+@pytest.fixture
 def real_csv_bytes() -> bytes:
     """The real monthly S&P 500 CSV beside the checkout; skips when it is absent."""
     if not REAL_CSV.is_file():

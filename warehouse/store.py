@@ -11,13 +11,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
 from core.errors import WarehouseError
 
+if TYPE_CHECKING:  # frames pass through; pandas itself is imported where one is made
+    import pandas as pd
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+#: The storage format of a new warehouse: DuckDB 1.4.0 and every later release read it, so
+#: SQL clients need not be the exact DuckDB of the pipeline. DuckDB keeps a file's format
+#: on every later write, whatever the writing version.
+STORAGE_VERSION = "v1.4.0"
+OLDEST_READER = "1.4.0"
 
 
 def utc_now() -> datetime:
@@ -67,7 +75,11 @@ def connect(
     deadline = time.monotonic() + (BUSY_SECONDS if busy_seconds is None else busy_seconds)
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(
+                str(path),
+                read_only=read_only,
+                config={"storage_compatibility_version": STORAGE_VERSION},
+            )
             break
         except duckdb.Error as exc:
             first = str(exc).splitlines()[0]
@@ -451,6 +463,8 @@ def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
             " FROM forecast_scorecard GROUP BY model, horizon"
             " ORDER BY horizon, mean_abs_pct_error, model"
         ).df()
+    import pandas as pd  # noqa: PLC0415 (sp500 query stays free of pandas)
+
     for frame, column in ((prices, "month"), (predictions, "month"), (forecasts, "target_month")):
         frame[column] = pd.to_datetime(frame[column])
     return RunReport(
@@ -462,3 +476,42 @@ def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
         scorecard=scorecard,
         comparisons=comparisons,
     )
+
+
+def storage_version(path: Path) -> str:
+    """The warehouse file's storage format as DuckDB names it, e.g. ``v1.4.0+``."""
+    with connect(path, read_only=True) as con:
+        (tags,) = con.execute(
+            "SELECT tags FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchone()
+    return str(tags.get("storage_version", "unknown"))
+
+
+def convert_storage(path: Path) -> bool:
+    """Rewrite the warehouse in ``STORAGE_VERSION``'s format; False if it already is in it.
+
+    Every table, view, sequence and macro is copied (``COPY FROM DATABASE``) into a new file
+    beside it, which then replaces the original in one rename: a failure leaves the original
+    as it was. The caller holds the run lock, so no run writes meanwhile.
+
+    Raises:
+        WarehouseError: the warehouse is missing, busy or cannot be rewritten.
+    """
+    path = Path(path)
+    if storage_version(path) == f"{STORAGE_VERSION}+":
+        return False
+    target = path.with_name(path.name + ".convert")
+    target.unlink(missing_ok=True)
+    con = duckdb.connect()  # in memory: both files are attached to it
+    try:
+        con.execute("ATTACH ? AS source (READ_ONLY)", [str(path)])
+        con.execute(f"ATTACH ? AS converted (STORAGE_VERSION '{STORAGE_VERSION}')", [str(target)])
+        con.execute("COPY FROM DATABASE source TO converted")
+        con.execute("DETACH converted")
+    except duckdb.Error as exc:
+        target.unlink(missing_ok=True)
+        raise WarehouseError(f"cannot convert {path}: {str(exc).splitlines()[0]}") from None
+    finally:
+        con.close()
+    os.replace(target, path)
+    return True

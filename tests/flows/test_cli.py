@@ -217,3 +217,76 @@ def test_report_prints_the_leaderboard_champion_and_due_diligence(
     )
     assert missing.exit_code == 1
     assert missing.stderr.strip() == f"error: no completed run 'nope' in {warehouse_with_a_run}"
+
+
+HEAVY = ("prefect", "tensorflow", "keras")
+WHAT_GOT_IMPORTED = """
+import sys
+from flows.cli import main
+sys.argv = ["sp500", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+print("imported:", *sorted(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["run", "--help"],
+        ["query", "SELECT count(*) FROM runs", "--warehouse", "{warehouse}"],
+        ["report", "--warehouse", "{warehouse}", "--out", "{tmp}"],
+        ["warehouse", "compat", "--warehouse", "{warehouse}"],
+        ["run", "--seeds", "0"],
+        ["run", "--models", "naive,prophet"],
+        ["backtest", "--no-such-option"],
+        ["serve", "--horizon", "25"],
+    ],
+)
+def test_the_cli_imports_prefect_and_tensorflow_only_to_run_a_flow(
+    args: list[str], cli_env, warehouse_with_a_run: Path, tmp_path: Path
+) -> None:
+    """Help, queries, reports and option errors answer without loading the heavy libraries."""
+    args = [a.format(warehouse=warehouse_with_a_run, tmp=tmp_path) for a in args]
+    script = WHAT_GOT_IMPORTED.format(heavy=HEAVY)
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("imported:")]
+    assert line == "imported:", done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_the_probe_sees_prefect_when_a_flow_is_about_to_run(cli_env, tmp_path: Path) -> None:
+    """The probe above can fail: a run that gets as far as the flow imports Prefect."""
+    script = WHAT_GOT_IMPORTED.format(heavy=HEAVY)
+    args = ["run", "--source", str(tmp_path / "missing.csv"), "--warehouse", str(tmp_path / "w")]
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("imported:")]
+    assert line == "imported: keras prefect tensorflow"
+
+
+def test_warehouse_compat_of_a_missing_file_fails_in_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "w.duckdb"
+    result = CliRunner().invoke(app, ["warehouse", "compat", "--warehouse", str(missing)])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"error: no warehouse at {missing}"
+    assert list(tmp_path.iterdir()) == []

@@ -44,7 +44,7 @@ def test_batches_per_epoch(n_samples: int, batch_size: int, expected: int) -> No
 
 @pytest.mark.unit
 @pytest.mark.parametrize("name", sorted(KERAS_BUILDERS))
-def test_every_member_exports_to_the_registry_network(name: str) -> None:
+def test_every_member_exports_to_the_registry_network(name: str, float64: None) -> None:
     """Same weights layout and parameter count; member g predicts as the plain network does."""
     windows = series_windows()
     fit = build_stacked(
@@ -57,8 +57,8 @@ def test_every_member_exports_to_the_registry_network(name: str) -> None:
     assert shapes == [(3, *w.shape) for w in template.get_weights()]
     # random weights everywhere (biases too), so no gate or bias can hide behind zeros
     rng = np.random.default_rng(0)
-    fit.network.set_weights([rng.normal(0, 0.4, s).astype("float32") for s in shapes])
-    inputs = rng.normal(0, 1, (9, 3, 12, 1)).astype("float32")
+    fit.network.set_weights([rng.normal(0, 0.4, s) for s in shapes])
+    inputs = rng.normal(0, 1, (9, 3, 12, 1))
     stacked = keras.ops.convert_to_numpy(fit.network(inputs))
     assert stacked.shape == (9, 3)
     for g in range(3):
@@ -66,7 +66,8 @@ def test_every_member_exports_to_the_registry_network(name: str) -> None:
         assert type(plain) is type(template)
         assert [type(a) for a in plain.layers] == [type(b) for b in template.layers]
         single = keras.ops.convert_to_numpy(plain(inputs[:, g])).reshape(-1)
-        np.testing.assert_allclose(stacked[:, g], single, rtol=1e-5, atol=1e-6)
+        assert single.dtype == np.float64
+        np.testing.assert_allclose(stacked[:, g], single, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.unit
@@ -120,7 +121,7 @@ def test_a_member_sees_nothing_after_its_cut() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["gru", "conv1d_lstm"])  # every layer type; G = 1 tests the rest
-def test_a_member_trains_as_a_separate_fit_on_its_own_samples(name: str) -> None:
+def test_a_member_trains_as_a_separate_fit_on_its_own_samples(name: str, float64: None) -> None:
     """Full batches: each member's updates are those of a one-member fit of its own data."""
     windows = series_windows()
     cuts, seeds = [25, 40, 57], [4, 5, 6]
@@ -137,7 +138,7 @@ def test_a_member_trains_as_a_separate_fit_on_its_own_samples(name: str) -> None
             batch_size=64,
         )
         for ours, theirs in zip(stacked.member_weights(g), alone.member_weights(0), strict=True):
-            np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
 
 
 class _BrokenScaler:
@@ -189,16 +190,16 @@ def test_no_members_is_refused() -> None:
 
 
 @pytest.mark.unit
-def test_a_variant_stacks_and_exports_like_its_base() -> None:
+def test_a_variant_stacks_and_exports_like_its_base(float64: None) -> None:
     variant = model_spec("conv1d_lstm[filters=64,kernel_size=5]")
     windows = series_windows()
     fit = build_stacked(variant.name, variant.builder, 12, members_of(windows, [30, 40], [1, 2]))
     assert fit.n_params == 13_345
     rng = np.random.default_rng(1)
     shapes = [w.shape for w in fit.network.get_weights()]
-    fit.network.set_weights([rng.normal(0, 0.4, s).astype("float32") for s in shapes])
-    inputs = rng.normal(0, 1, (5, 2, 12, 1)).astype("float32")
+    fit.network.set_weights([rng.normal(0, 0.4, s) for s in shapes])
+    inputs = rng.normal(0, 1, (5, 2, 12, 1))
     stacked = keras.ops.convert_to_numpy(fit.network(inputs))
     for g in range(2):
         single = keras.ops.convert_to_numpy(fit.export(g)(inputs[:, g])).reshape(-1)
-        np.testing.assert_allclose(stacked[:, g], single, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(stacked[:, g], single, rtol=1e-9, atol=1e-12)

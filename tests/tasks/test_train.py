@@ -19,7 +19,7 @@ def _train_split():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(KERAS_BUILDERS))
-def test_a_one_member_stacked_fit_trains_like_plain_keras(name: str) -> None:
+def test_a_one_member_stacked_fit_trains_like_plain_keras(name: str, float64: None) -> None:
     """The monthly run's fit (stacked, G = 1, one call per epoch) matches a plain Keras fit."""
     train, test = _train_split()
     scaler = fit_scaler("window", train)
@@ -39,9 +39,9 @@ def test_a_one_member_stacked_fit_trains_like_plain_keras(name: str) -> None:
         verbose=0,
     )
     for ours, theirs in zip(member.network.get_weights(), reference.get_weights(), strict=True):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
     expected = np.asarray(reference(scaler.transform_X(test.X), training=False)).reshape(-1)
-    np.testing.assert_allclose(model.predict(test.X), scaler.inverse_y(expected, test.X), rtol=1e-4)
+    np.testing.assert_allclose(model.predict(test.X), scaler.inverse_y(expected, test.X), rtol=1e-9)
 
 
 @pytest.mark.slow

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -363,3 +366,67 @@ def test_seed_metrics_and_test_comparisons_reach_the_leaderboard(tmp_path) -> No
     assert report.leaderboard[0]["dm_pvalue"] == 0.3
     _, rows = store.query(path, "SELECT role, trained_through FROM models ORDER BY role")
     assert [r[0] for r in rows] == ["evaluation", "forecast"]
+
+
+DUCKDB_CLI = Path(sys.executable).with_name("duckdb")  # the duckdb-cli package (dev extra)
+
+
+def cli_reads(path: Path, sql: str) -> subprocess.CompletedProcess[str]:
+    """Run ``sql`` in the standalone DuckDB CLI, read-only, as a SQL user would."""
+    return subprocess.run(
+        [str(DUCKDB_CLI), "-readonly", "-csv", str(path), "-c", sql],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_new_warehouse_opens_in_the_standalone_duckdb_cli_after_every_write(tmp_path) -> None:
+    version = subprocess.run(
+        [str(DUCKDB_CLI), "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    assert not version.startswith("v2.")  # an older DuckDB than the pipeline's own
+    path = tmp_path / "w.duckdb"
+    store.migrate(path)
+    assert store.storage_version(path) == f"{store.STORAGE_VERSION}+"
+    for run in ("r1", "r2"):
+        store.start_run(path, run, None, PARAMS)
+        store.write_run(path, output(run, snapshot=run))
+        assert store.storage_version(path) == f"{store.STORAGE_VERSION}+"
+        read = cli_reads(path, "SELECT rank, model, run_id FROM leaderboard")
+        assert read.returncode == 0, read.stderr
+        assert read.stdout.splitlines() == ["rank,model,run_id", f"1,naive,{run}"]
+
+
+def test_compat_rewrites_a_warehouse_in_the_newest_format_losing_nothing(tmp_path) -> None:
+    made = tmp_path / "made.duckdb"
+    store.migrate(made)
+    store.start_run(made, "r1", None, PARAMS)
+    store.write_run(made, output("r1"))
+    path = tmp_path / "w.duckdb"  # as a warehouse made before STORAGE_VERSION was set
+    con = duckdb.connect()
+    con.execute("ATTACH ? AS made (READ_ONLY)", [str(made)])
+    con.execute("ATTACH ? AS old (STORAGE_VERSION 'v2.0.0')", [str(path)])
+    con.execute("COPY FROM DATABASE made TO old")
+    con.close()
+    assert store.storage_version(path) == "v2.0.0+"
+    refused = cli_reads(path, "SELECT 1")
+    assert refused.returncode != 0 and "version number" in refused.stderr
+    before = store.query(path, "SELECT * FROM leaderboard")
+
+    assert store.convert_storage(path) is True
+    assert store.storage_version(path) == f"{store.STORAGE_VERSION}+"
+    assert store.query(path, "SELECT * FROM leaderboard") == before
+    assert count(path, "schema_version") == len(store.migration_files())
+    assert cli_reads(path, "SELECT model FROM leaderboard").stdout.splitlines() == [
+        "model",
+        "naive",
+    ]
+    assert store.convert_storage(path) is False  # once is enough
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["made.duckdb", "w.duckdb"]
+
+
+def test_compat_of_a_missing_warehouse_fails_in_one_line(tmp_path) -> None:
+    with pytest.raises(WarehouseError, match=r"^no warehouse at "):
+        store.convert_storage(tmp_path / "w.duckdb")
