@@ -20,6 +20,13 @@ class WarehouseError(PipelineError):
     """The DuckDB warehouse cannot be opened or written."""
 
 
+class SettingsError(PipelineError):
+    """Options that the data make impossible; the message starts ``invalid settings:``.
+
+    The CLI exits 2 on it, as for options that fail on their own, and the run leaves nothing.
+    """
+
+
 class ValidationFailed(PipelineError):
     """The downloaded series broke the price schema; ``failures`` lists every failing row."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -33,6 +34,10 @@ class Settings(BaseSettings):
     seed: int = 42
     seeds: int = Field(default=5, ge=1, le=100)  # ensemble members per network
     horizon: int = Field(default=12, ge=1, le=24)  # months forecast ahead, T+1 … T+horizon
+    # the rolling-origin evaluation of every run: refit every N months from this month on
+    # (None: 1975-01, or the first month with enough windows for a series that starts later)
+    refit_every: int = Field(default=12, ge=1, le=600)
+    evaluate_from: str | None = None  # YYYY-MM
     force: bool = False
     date_column: str = "date"
     value_column: str = "close"
@@ -65,6 +70,13 @@ class Settings(BaseSettings):
             raise ValueError("a model is named twice")
         return names
 
+    @field_validator("evaluate_from")
+    @classmethod
+    def _a_month(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
+            raise ValueError(f"must be a month, YYYY-MM (e.g. 1975-01), got {value!r}")
+        return value
+
     def run_params(self) -> dict[str, object]:
         """Return the settings that decide a run's results, as stored in ``runs.params``."""
         return {
@@ -77,6 +89,8 @@ class Settings(BaseSettings):
             "seed": self.seed,
             "seeds": self.seeds,
             "horizon": self.horizon,
+            "refit_every": self.refit_every,
+            "evaluate_from": self.evaluate_from,
             "date_column": self.date_column,
             "value_column": self.value_column,
         }
@@ -84,7 +98,8 @@ class Settings(BaseSettings):
     def backtest_params(self) -> dict[str, object]:
         """Return the settings that decide a backtest's results, as stored in ``runs.params``."""
         params = self.run_params()  # test_fraction: each origin's bands, as a monthly run's
-        del params["horizon"]  # a backtest forecasts one month from each origin
+        for key in ("horizon", "refit_every", "evaluate_from"):  # the monthly run's rolling
+            del params[key]
         params.update(
             origins=self.origins,
             chunk_size=self.chunk_size,

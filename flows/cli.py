@@ -136,6 +136,23 @@ HorizonOption = Annotated[
 ]
 
 
+RefitOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="N",
+        help="rolling evaluation: refit every N months (env SP500_REFIT_EVERY, default 12)",
+    ),
+]
+EvaluateFromOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="YYYY-MM",
+        help="rolling evaluation: first forecast month (env SP500_EVALUATE_FROM, default"
+        " 1975-01 or the first month with enough windows)",
+    ),
+]
+
+
 class Scaling(StrEnum):
     """Choices for ``--scaling``."""
 
@@ -179,6 +196,8 @@ def run(
     seed: Annotated[int | None, typer.Option(help="random seed for Keras")] = None,
     seeds: SeedsOption = None,
     horizon: HorizonOption = None,
+    refit_every: RefitOption = None,
+    evaluate_from: EvaluateFromOption = None,
     force: Annotated[
         bool, typer.Option(help="retrain even if data and parameters are unchanged")
     ] = False,
@@ -202,6 +221,8 @@ def run(
             "seed": seed,
             "seeds": seeds,
             "horizon": horizon,
+            "refit_every": refit_every,
+            "evaluate_from": evaluate_from,
             "force": force or None,
             "date_column": date_column,
             "value_column": value_column,
@@ -222,7 +243,9 @@ def run(
     with tags(*run_tags(settings)):
         state = monthly_retrain(settings, return_state=True)
     if not state.is_completed():
-        raise _fail(state.message or f"flow run ended in state {state.name}")
+        message = state.message or f"flow run ended in state {state.name}"
+        # options the data make impossible fail like options that fail on their own
+        raise _fail(message, 2 if message.startswith("invalid settings:") else 1)
     summary = state.result()
     if summary.leaderboard:
         typer.echo(_format_table(BOARD, [tuple(r[c] for c in BOARD) for r in summary.leaderboard]))
@@ -428,12 +451,21 @@ def serve(
     timezone: Annotated[str, typer.Option(help="time zone of the cron schedule")] = "UTC",
     seeds: SeedsOption = None,
     horizon: HorizonOption = None,
+    refit_every: RefitOption = None,
+    evaluate_from: EvaluateFromOption = None,
 ) -> None:
     """Register deployment monthly-retrain/monthly on a cron schedule and serve its runs.
 
     Scheduled runs use the same settings as `sp500 run` (SP500_* env, defaults).
     """
-    settings = _settings({"seeds": seeds, "horizon": horizon})
+    settings = _settings(
+        {
+            "seeds": seeds,
+            "horizon": horizon,
+            "refit_every": refit_every,
+            "evaluate_from": evaluate_from,
+        }
+    )
     if not os.environ.get("PREFECT_API_URL"):
         raise _fail(SERVER_HELP)
     settings = settings.model_copy(
@@ -481,7 +513,9 @@ def report(
     from tasks.report import (  # noqa: PLC0415
         champion_path,
         choose_champion,
+        drawn_path_note,
         due_diligence,
+        horizon_champions,
         render_report,
     )
     from warehouse.store import read_run_report  # noqa: PLC0415
@@ -510,6 +544,12 @@ def report(
         typer.echo(f"\n{champion}, {len(path)} months ahead (recursive; bands from h-step errors)")
         columns = ["horizon", *columns[1:]]
         typer.echo(_format_table(columns, list(path[columns].itertuples(index=False))))
+    table = horizon_champions(forecasts, data.champions)
+    if len(table):
+        typer.echo("\nChampion per horizon (rolling evaluation: lowest RMSE among models that")
+        typer.echo("beat naive at h; bands from earlier errors only; dm_pvalue against naive)")
+        typer.echo(_format_table(list(table.columns), list(table.itertuples(index=False))))
+        typer.echo(drawn_path_note(champion, table))
     typer.echo("\nScorecard (stored forecasts whose month has since arrived)")
     if data.scorecard.empty:
         typer.echo("nothing to score yet: it fills once a later run brings the forecast month")
@@ -524,6 +564,7 @@ def report(
             data.forecasts,
             champion,
             directory / f"{data.run_id}.png",
+            data.champions,
         )
     except OSError as exc:
         raise _fail(f"cannot write the report to {directory}: {exc.strerror}") from None

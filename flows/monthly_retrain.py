@@ -6,16 +6,17 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
-from core.errors import PipelineError, ValidationFailed
+from core.errors import PipelineError, SettingsError, ValidationFailed
 from core.settings import Settings
 from flows.common import new_run_id, rename_flow_run, untagged_task_runs
 from tasks.evaluate import compare_models_task, evaluate_model, rank_evaluations
-from tasks.forecast import forecast_next
+from tasks.forecast import forecast_next, with_live_bands
 from tasks.ingest import download_csv
 from tasks.lifecycle import RunLifecycle, failure_message
 from tasks.persist import build_output
 from tasks.publish import publish_results, publish_validation_failure
 from tasks.report import month_span
+from tasks.rolling import evaluate_rolling, plan_rolling_task, score_rolling_task
 from tasks.train import train_model
 from tasks.validate import validate_prices
 from tasks.windows import fit_scaler_task, make_windows_task, min_rows_needed, split_task
@@ -65,10 +66,15 @@ def _retrain(settings: Settings, run: RunLifecycle) -> RunSummary:
         return RunSummary(run_id=previous, status="unchanged", message=message)
 
     windows = make_windows_task(prices, settings.window)
+    try:
+        plan = plan_rolling_task(windows, settings)
+    except SettingsError:
+        run.discard()  # options the data make impossible: nothing is kept
+        raise
     train, test = split_task(windows, settings.test_fraction)
     scaler = fit_scaler_task(settings.scaling, train)
     everything = fit_scaler_task(settings.scaling, windows)
-    models, evaluations, forecasts = [], [], []
+    models, evaluations, forecasts, rolling = [], [], [], []
     for k, name in enumerate(settings.models, start=1):
         position = f"{k}/{len(settings.models)}"
         fitted = train_model(
@@ -82,9 +88,14 @@ def _retrain(settings: Settings, run: RunLifecycle) -> RunSummary:
         models += [fitted, final]
         evaluations.append(evaluation)
         forecasts += forecast_next(final, prices, settings.window, evaluation, settings.horizon)
+        rolling.append(evaluate_rolling(name, windows, plan, settings))
+    scored = score_rolling_task(rolling, windows)
+    forecasts = with_live_bands(forecasts, scored.live)
     comparisons = compare_models_task(evaluations)
     leaderboard = rank_evaluations(evaluations, comparisons)
-    output = build_output(run.run_id, download, prices, models, evaluations, forecasts, comparisons)
+    output = build_output(
+        run.run_id, download, prices, models, evaluations, forecasts, comparisons, scored
+    )
     run.commit(output)
 
     publish_results(output, leaderboard, settings.reports_dir)

@@ -264,7 +264,7 @@ def rank_evaluations(
     return rows
 
 
-COMPARISON_COLUMNS = ["model", "baseline", "split", "dm_stat", "dm_pvalue", "n"]
+COMPARISON_COLUMNS = ["model", "baseline", "split", "horizon", "dm_stat", "dm_pvalue", "n"]
 BASELINES = ("naive", "drift")
 
 
@@ -304,6 +304,7 @@ def compare_errors(errors: dict[str, pd.Series], split: str) -> pd.DataFrame:
                 "model": model,
                 "baseline": baseline,
                 "split": split,
+                "horizon": 1,
                 "dm_stat": test.stat,
                 "dm_pvalue": test.pvalue,
                 "n": test.n,

@@ -27,6 +27,9 @@ class Forecast:
     upper_95: float
 
 
+BOUND_COLUMNS = ("lower_80", "upper_80", "lower_95", "upper_95")
+
+
 def interval_bounds(point: float, actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """Bounds from empirical quantiles of test residuals taken as log(actual / predicted).
 
@@ -69,6 +72,25 @@ def forecast_path(
             )
         )
     return forecasts
+
+
+def with_live_bands(forecasts: list[Forecast], live: pd.DataFrame) -> list[Forecast]:
+    """The forecasts with the rolling evaluation's live bands wherever a horizon has them.
+
+    ``live`` has ``model, horizon, lower_80 … upper_95`` as log offsets from the point (the
+    online bands of ``tasks.calibrate`` after the last month). A horizon still in the bands'
+    warm-up keeps the test-split bands.
+    """
+    offsets = live.set_index(["model", "horizon"])
+    out = []
+    for f in forecasts:
+        key = (f.model, f.horizon)
+        if key not in offsets.index or not np.isfinite(offsets.loc[key]).all():
+            out.append(f)
+            continue
+        bounds = {c: f.point * float(np.exp(offsets.loc[key, c])) for c in BOUND_COLUMNS}
+        out.append(Forecast(f.model, f.target_month, f.horizon, f.point, **bounds))
+    return out
 
 
 @task(name="forecast_next", task_run_name="forecast-{model.name}", cache_policy=NO_CACHE)

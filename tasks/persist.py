@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.evaluate import Evaluation
 from tasks.forecast import Forecast
 from tasks.ingest import Download
+from tasks.rolling import RollingResults
 from tasks.train import TrainedModel
 from warehouse import store
 
@@ -101,8 +102,17 @@ def build_output(
     evaluations: list[Evaluation],
     forecasts: list[Forecast],
     comparisons: pd.DataFrame,
+    rolling: RollingResults | None = None,
 ) -> store.RunOutput:
     """Gather a run's results into the frames the warehouse stores."""
+    extra = {}
+    if rolling is not None:
+        comparisons = pd.concat([comparisons, rolling.comparisons], ignore_index=True)
+        extra = {
+            "rolling_predictions": rolling.predictions,
+            "rolling_metrics": rolling.metrics,
+            "rolling_champions": rolling.champions,
+        }
     seed_metrics = [
         e.seed_metrics.assign(model=e.model, split="test")
         for e in evaluations
@@ -134,6 +144,7 @@ def build_output(
             [e.horizon_metrics.assign(model=e.model, split="test") for e in evaluations],
             ignore_index=True,
         ),
+        **extra,
     )
 
 
@@ -143,11 +154,12 @@ def write_run(path: Path, output: store.RunOutput) -> None:
     get_run_logger().info("writing run %s to %s", output.run_id, path)
     store.write_run(path, output)
     get_run_logger().info(
-        "wrote run %s: %d model fits, %d predictions, %d forecasts",
+        "wrote run %s: %d model fits, %d predictions, %d forecasts, %d rolling forecasts",
         output.run_id,
         len(output.models),
         len(output.predictions),
         len(output.forecasts),
+        len(output.rolling_predictions),
     )
 
 

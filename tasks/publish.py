@@ -37,12 +37,15 @@ def publish_results(
         output.forecasts,
         champion,
         reports_dir / f"{output.run_id}.png",
+        output.rolling_champions,
     )
     create_table_artifact(
         key=LEADERBOARD_KEY,
         table=leaderboard_table(leaderboard),
         description=f"Test-split leaderboard of run {output.run_id}",
     )
+    rmse = output.metrics.set_index("model")["rmse"].to_dict()
+    test_split = output.comparisons[output.comparisons["split"] == "test"]
     create_markdown_artifact(
         key=FORECAST_KEY,
         markdown=forecast_markdown(
@@ -50,7 +53,8 @@ def publish_results(
             champion,
             reason,
             report,
-            due_diligence(output.metrics.set_index("model")["rmse"].to_dict(), output.comparisons),
+            due_diligence(rmse, test_split),
+            output.rolling_champions,
         ),
         description=f"Forecasts of run {output.run_id}",
     )

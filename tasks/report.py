@@ -149,14 +149,53 @@ def champion_path(forecasts: pd.DataFrame, champion: str) -> pd.DataFrame:
     return forecasts[forecasts["model"] == champion].sort_values("horizon")
 
 
+HORIZON_CHAMPION_COLUMNS = [
+    "horizon",
+    "model",
+    "target_month",
+    "point",
+    "lower_80",
+    "upper_80",
+    "lower_95",
+    "upper_95",
+    "rmse",
+    "dm_pvalue",
+]
+
+
+def horizon_champions(forecasts: pd.DataFrame, champions: pd.DataFrame) -> pd.DataFrame:
+    """Each horizon's rolling champion with its forecast for that month and its bands.
+
+    ``champions`` holds ``horizon, model, rmse, dm_pvalue`` (the rolling evaluation's);
+    empty for a run made before it.
+    """
+    if champions.empty:
+        return pd.DataFrame(columns=HORIZON_CHAMPION_COLUMNS)
+    merged = champions.merge(forecasts, on=["model", "horizon"], how="inner")
+    return merged.sort_values("horizon")[HORIZON_CHAMPION_COLUMNS].reset_index(drop=True)
+
+
+def drawn_path_note(champion: str, table: pd.DataFrame) -> str:
+    """Which path the report draws, and where the per-horizon champions differ from it."""
+    others = sorted(set(table["model"]) - {champion})
+    note = f"The path drawn is {champion}'s, the champion on one-month test RMSE."
+    if others:
+        note += f" Other horizons' rolling champions: {', '.join(others)} (dots)."
+    return note
+
+
 def forecast_markdown(
     forecasts: pd.DataFrame,
     champion: str,
     reason: str,
     report: Path | None,
     verdicts: Sequence[str] = (),
+    champions: pd.DataFrame | None = None,
 ) -> str:
-    """Markdown of the forecasts: every model's next month, the champion's whole path."""
+    """Markdown of the forecasts: every model's next month, the champion's whole path.
+
+    With the rolling evaluation's ``champions``, also each horizon's champion and its band.
+    """
     path = champion_path(forecasts, champion)
     first = path.iloc[0]
     lines = [
@@ -191,6 +230,24 @@ def forecast_markdown(
                 f"| {pd.Timestamp(f.target_month):%Y-%m} | {f.horizon} | {f.point:,.1f} "
                 f"| {f.lower_80:,.1f} … {f.upper_80:,.1f} | {f.lower_95:,.1f} … {f.upper_95:,.1f} |"
             )
+    table = horizon_champions(forecasts, champions if champions is not None else pd.DataFrame())
+    if len(table):
+        lines += [
+            "",
+            "**Champion per horizon** (lowest rolling RMSE among models that beat naive at"
+            " that horizon; bands from earlier errors only; p: Diebold-Mariano against naive):",
+            "",
+            "| h | month | model | point | 80 % interval | 95 % interval | rolling RMSE | p |",
+            "|---:|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for f in table.itertuples(index=False):
+            pvalue = "-" if pd.isna(f.dm_pvalue) else f"{f.dm_pvalue:.2f}"
+            lines.append(
+                f"| {f.horizon} | {pd.Timestamp(f.target_month):%Y-%m} | {f.model} "
+                f"| {f.point:,.1f} | {f.lower_80:,.1f} … {f.upper_80:,.1f} "
+                f"| {f.lower_95:,.1f} … {f.upper_95:,.1f} | {f.rmse:,.1f} | {pvalue} |"
+            )
+        lines += ["", drawn_path_note(champion, table)]
     if verdicts:
         lines += ["", "**Due diligence** (Diebold-Mariano tests over the test months):", ""]
         lines += [f"- {v}" for v in verdicts]
@@ -223,8 +280,11 @@ def render_report(
     forecasts: pd.DataFrame,
     champion: str,
     path: Path,
+    champions: pd.DataFrame | None = None,
 ) -> Path:
     """Draw 15 years of closes, each model's test predictions, and the champion's forecast fan.
+
+    With the rolling evaluation's ``champions``, each horizon's champion's point is a dot.
 
     ``prices`` has month/close, ``predictions`` model/month/predicted, ``forecasts``
     model/target_month/horizon/point and the 80/95 % bounds. The champion's path is drawn
@@ -279,7 +339,20 @@ def render_report(
             f"{last['point']:,.0f} by {pd.Timestamp(last['target_month']):%Y-%m}"
         ),
     )
-    ax.set_title(f"S&P 500 monthly average close: test predictions and the {span} forecast")
+    table = horizon_champions(forecasts, champions if champions is not None else pd.DataFrame())
+    if len(table):
+        ax.scatter(
+            pd.to_datetime(table["target_month"]),
+            table["point"],
+            s=14,
+            color="tab:green",
+            zorder=8,
+            label="each horizon's rolling champion",
+        )
+    ax.set_title(
+        f"S&P 500 monthly average close: test predictions and the {span} forecast"
+        f" (path: {champion})"
+    )
     ax.set_ylabel("index points")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8, ncols=2)

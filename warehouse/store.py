@@ -8,7 +8,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -225,8 +225,12 @@ class RunOutput:
     predictions: pd.DataFrame  # model, month, actual, predicted
     forecasts: pd.DataFrame  # model, target_month, horizon, point, lower/upper 80/95
     seed_metrics: pd.DataFrame  # model, seed, split, rmse, mae, theil_u2
-    comparisons: pd.DataFrame  # model, baseline, split, dm_stat, dm_pvalue, n
+    comparisons: pd.DataFrame  # model, baseline, split, horizon, dm_stat, dm_pvalue, n
     horizon_metrics: pd.DataFrame  # model, split, horizon, rmse, mae, theil_u2, n
+    # the rolling-origin evaluation: TABLE_COLUMNS[...]; empty when it did not run
+    rolling_predictions: pd.DataFrame = field(default_factory=lambda: _empty("rolling_predictions"))
+    rolling_metrics: pd.DataFrame = field(default_factory=lambda: _empty("rolling_metrics"))
+    rolling_champions: pd.DataFrame = field(default_factory=lambda: _empty("rolling_champions"))
 
 
 TABLE_COLUMNS: dict[str, list[str]] = {
@@ -264,9 +268,42 @@ TABLE_COLUMNS: dict[str, list[str]] = {
         "upper_95",
     ],
     "seed_metrics": ["model", "seed", "split", "rmse", "mae", "theil_u2"],
-    "comparisons": ["model", "baseline", "split", "dm_stat", "dm_pvalue", "n"],
+    "comparisons": ["model", "baseline", "split", "horizon", "dm_stat", "dm_pvalue", "n"],
     "horizon_metrics": ["model", "split", "horizon", "rmse", "mae", "theil_u2", "n"],
+    "rolling_predictions": [
+        "model",
+        "origin_month",
+        "forecast_month",
+        "horizon",
+        "target_month",
+        "point",
+        "lower_80",
+        "upper_80",
+        "lower_95",
+        "upper_95",
+        "actual",
+    ],
+    "rolling_metrics": [
+        "model",
+        "horizon",
+        "n",
+        "rmse",
+        "mae",
+        "theil_u2",
+        "coverage_80",
+        "coverage_95",
+        "interval_score_80",
+        "interval_score_95",
+        "width_95",
+    ],
+    "rolling_champions": ["horizon", "model", "rmse", "dm_pvalue"],
 }
+
+
+def _empty(table: str) -> pd.DataFrame:
+    import pandas as pd  # noqa: PLC0415
+
+    return pd.DataFrame(columns=TABLE_COLUMNS[table])
 
 
 def _insert_frame(
@@ -416,6 +453,7 @@ class RunReport:
     forecasts: pd.DataFrame  # model, target_month, horizon, point, bounds
     scorecard: pd.DataFrame  # model, horizon, n, mean_abs_pct_error, coverage_80, coverage_95
     comparisons: pd.DataFrame  # model, baseline, split ('test'), dm_stat, dm_pvalue, n
+    champions: pd.DataFrame  # horizon, model, rmse, dm_pvalue (rolling); empty before 007
 
 
 def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
@@ -457,6 +495,11 @@ def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
             " WHERE run_id = ? AND split = 'test' ORDER BY rowid",
             [run_id],
         ).df()
+        champions = con.execute(
+            "SELECT horizon, model, rmse, dm_pvalue FROM rolling_champions"
+            " WHERE run_id = ? ORDER BY horizon",
+            [run_id],
+        ).df()
         scorecard = con.execute(
             "SELECT model, horizon, count(*) AS n, avg(abs_pct_error) AS mean_abs_pct_error,"
             " avg(inside_80::INTEGER) AS coverage_80, avg(inside_95::INTEGER) AS coverage_95"
@@ -475,6 +518,7 @@ def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
         forecasts=forecasts,
         scorecard=scorecard,
         comparisons=comparisons,
+        champions=champions,
     )
 
 

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from tests.conftest import LocalServer, Route, synthetic_prices, to_csv_bytes
+from warehouse.store import query
 
 pytestmark = pytest.mark.integration
 
@@ -166,9 +167,17 @@ HORIZON_MESSAGES = [
     ("25", "horizon: Input should be less than or equal to 24"),
     ("twelve", "horizon: Input should be a valid integer"),
 ]
+ROLLING_MESSAGES = [
+    ("refit_every", "0", "refit_every: Input should be greater than or equal to 1"),
+    ("refit_every", "-3", "refit_every: Input should be greater than or equal to 1"),
+    ("refit_every", "twelve", "refit_every: Input should be a valid integer"),
+    ("evaluate_from", "1975-13", "evaluate_from: Value error, must be a month, YYYY-MM"),
+    ("evaluate_from", "1975", "evaluate_from: Value error, must be a month, YYYY-MM"),
+]
 BAD_NUMBERS = [
     *[("seeds", c, v, m) for c in ("run", "backtest", "serve") for v, m in SEEDS_MESSAGES],
     *[("horizon", c, v, m) for c in ("run", "serve") for v, m in HORIZON_MESSAGES],
+    *[(o, c, v, m) for c in ("run", "serve") for o, v, m in ROLLING_MESSAGES],
 ]
 
 
@@ -180,7 +189,8 @@ def test_bad_seeds_or_horizon_fail_with_one_line_and_write_nothing(
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)  # serve takes its warehouse from the default path here
     # as an option, then as the env variable a deployment or a worker would read
-    for args, env in (([f"--{option}", value], {}), ([], {f"SP500_{option.upper()}": value})):
+    flag = f"--{option.replace('_', '-')}"
+    for args, env in (([flag, value], {}), ([], {f"SP500_{option.upper()}": value})):
         for key, env_value in env.items():
             monkeypatch.setenv(key, env_value)
         result = CliRunner().invoke(app, [command, *args])
@@ -210,6 +220,12 @@ def test_report_prints_the_leaderboard_champion_and_due_diligence(
     assert f"\n{champion}, 12 months ahead" in text
     path = text.split(" months ahead", 1)[1].split("\n\n", 1)[0].splitlines()[3:]
     assert [int(line.split()[0]) for line in path] == list(range(1, 13))
+    # each horizon's rolling champion with its forecast, and which path the report draws
+    section = text.split("\nChampion per horizon (rolling evaluation", 1)[1].split("\n\n", 1)[0]
+    table = section.splitlines()[2:]
+    assert [int(line.split()[0]) for line in table[2:14]] == list(range(1, 13))
+    assert {line.split()[1] for line in table[2:14]} <= {"naive", "drift"}
+    assert table[14].startswith(f"The path drawn is {champion}'s")
     (png,) = out.glob("*.png")
     assert f"report written to {png}" in text
     missing = CliRunner().invoke(
@@ -232,6 +248,21 @@ print("imported:", *sorted(m for m in {heavy!r} if m in sys.modules), file=sys.s
 """
 
 
+def heavy_imports(args: list[str], env: dict[str, str], cwd: Path) -> tuple[str, str]:
+    """The ``imported:`` line (heavy libraries loaded) of ``sp500 *args``, and its stderr."""
+    done = subprocess.run(
+        [sys.executable, "-c", WHAT_GOT_IMPORTED.format(heavy=HEAVY), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+        check=False,
+    )
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("imported:")]
+    return line, done.stderr
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -251,36 +282,16 @@ def test_the_cli_imports_prefect_and_tensorflow_only_to_run_a_flow(
 ) -> None:
     """Help, queries, reports and option errors answer without loading the heavy libraries."""
     args = [a.format(warehouse=warehouse_with_a_run, tmp=tmp_path) for a in args]
-    script = WHAT_GOT_IMPORTED.format(heavy=HEAVY)
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        cwd=tmp_path,
-        timeout=120,
-        check=False,
-    )
-    (line,) = [x for x in done.stderr.splitlines() if x.startswith("imported:")]
-    assert line == "imported:", done.stderr
-    assert "Traceback" not in done.stderr
+    line, stderr = heavy_imports(args, cli_env, tmp_path)
+    assert line == "imported:", stderr
+    assert "Traceback" not in stderr
 
 
 @pytest.mark.slow
 def test_the_probe_sees_prefect_when_a_flow_is_about_to_run(cli_env, tmp_path: Path) -> None:
     """The probe above can fail: a run that gets as far as the flow imports Prefect."""
-    script = WHAT_GOT_IMPORTED.format(heavy=HEAVY)
     args = ["run", "--source", str(tmp_path / "missing.csv"), "--warehouse", str(tmp_path / "w")]
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        cwd=tmp_path,
-        timeout=300,
-        check=False,
-    )
-    (line,) = [x for x in done.stderr.splitlines() if x.startswith("imported:")]
+    line, _ = heavy_imports(args, cli_env, tmp_path)
     assert line == "imported: keras prefect tensorflow"
 
 
@@ -290,3 +301,23 @@ def test_warehouse_compat_of_a_missing_file_fails_in_one_line(tmp_path: Path) ->
     assert result.exit_code == 1
     assert result.stderr.strip() == f"error: no warehouse at {missing}"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_evaluate_from_the_data_cannot_start_from_fails_with_one_line_and_no_run(
+    http_server: LocalServer, tmp_path: Path, monkeypatch
+) -> None:
+    """The series starts 1990-01: its first origin with 36 windows is 1993-12."""
+    for name in [k for k in os.environ if k.startswith("SP500_")]:
+        monkeypatch.delenv(name)
+    url = http_server.serve("/s.csv", Route(body=to_csv_bytes(synthetic_prices(120))))
+    warehouse = tmp_path / "w.duckdb"
+    args = ["run", "--source", url, "--warehouse", str(warehouse), "--models", "naive"]
+    result = CliRunner().invoke(app, [*args, "--evaluate-from", "1991-06"])
+    assert result.exit_code == 2
+    errors = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert errors == [
+        "error: invalid settings: evaluate_from: 1991-06 is outside 1993-12 … 1999-11 (the"
+        " first origin needs 36 windows, and a later month to forecast)"
+    ]
+    _, runs = query(warehouse, "SELECT * FROM runs")
+    assert runs == []

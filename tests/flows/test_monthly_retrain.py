@@ -70,7 +70,9 @@ def test_synthetic_series_over_http_fills_tables_and_reruns_as_no_op(
         "forecasts": 3 * 12,  # months T+1 … T+12 (the default --horizon)
         "validation_failures": 0,
         "seed_metrics": 2,
-        "comparisons": 3,  # drift and lstm vs naive, lstm vs drift
+        # drift and lstm vs naive, lstm vs drift: on the test split and, at every
+        # horizon, in the rolling evaluation
+        "comparisons": 3 + 3 * 12,
         "horizon_metrics": 3 * 12,
     }
     saved = rows(
@@ -190,6 +192,34 @@ def test_real_data_over_http_reproduces_lesson_split(
         " AND horizon IN (1, 12) ORDER BY horizon",
     )
     assert width[1][1] > 2 * width[0][1]
+    # the rolling evaluation: every month from 1975-01, every h; naive's errors from the CSV
+    months = pd.DatetimeIndex(frame["date"])
+    start = int(np.searchsorted(months, pd.Timestamp("1975-01-01")))
+    for h in (1, 5, 12):
+        got = rows(
+            warehouse,
+            "SELECT forecast_month::VARCHAR, point, actual FROM rolling_predictions"
+            " WHERE model = 'naive' AND horizon = ? ORDER BY forecast_month",
+            h,
+        )
+        made = np.arange(start, len(close) - h)
+        assert [g[0] for g in got] == list(frame["date"].iloc[made])
+        np.testing.assert_array_equal([g[1] for g in got], close[made])
+        np.testing.assert_array_equal([g[2] for g in got], close[made + h])
+    per_model = rows(
+        warehouse,
+        "SELECT model, count(DISTINCT horizon), min(n), max(n) FROM rolling_metrics GROUP BY 1",
+    )
+    assert {m: (hs, lo, hi) for m, hs, lo, hi in per_model} == dict.fromkeys(
+        ["naive", "drift", *KERAS_MODELS], (12, len(close) - start - 12, len(close) - start - 1)
+    )
+    champions = rows(warehouse, "SELECT horizon, model FROM champions ORDER BY horizon")
+    assert [h for h, _ in champions] == list(range(1, 13))
+    assert rows(
+        warehouse, "SELECT count(*) FROM comparisons WHERE split = 'rolling' AND horizon = 12"
+    ) == [(len(tested),)]
+    coverage = rows(warehouse, "SELECT min(coverage_95), max(coverage_95) FROM rolling_metrics")[0]
+    assert 0.8 < coverage[0] <= coverage[1] < 1.0
 
 
 def _bad_csv() -> bytes:

@@ -135,6 +135,28 @@ def test_forecast_markdown_names_champion_and_every_model(tmp_path, horizon) -> 
         assert "| naive | 1,110.0" not in text  # other models' later months stay in the warehouse
 
 
+def test_each_horizons_champion_is_shown_with_its_band_and_the_drawn_path_named(tmp_path):
+    _, _, forecasts = frames(3)
+    champions = pd.DataFrame(
+        {
+            "horizon": [1, 2, 3],
+            "model": ["lstm", "naive", "naive"],
+            "rmse": [10.0, 20.0, 30.0],
+            "dm_pvalue": [0.2, np.nan, np.nan],
+        }
+    )
+    text = forecast_markdown(forecasts, "lstm", "because", None, champions=champions)
+    assert "| 3 | 2020-03 | naive | 1,120.0 |" in text
+    assert "| 1 | 2020-01 | lstm | 1,200.0 |" in text and "| 10.0 | 0.20 |" in text
+    assert "The path drawn is lstm's, the champion on one-month test RMSE." in text
+    assert "Other horizons' rolling champions: naive (dots)." in text
+    without = forecast_markdown(forecasts, "lstm", "because", None)
+    assert "Champion per horizon" not in without
+    prices, predictions, _ = frames(3)
+    png = render_report(prices, predictions, forecasts, "lstm", tmp_path / "r.png", champions)
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
 def test_validation_markdown_lists_failures() -> None:
     failures = pd.DataFrame(
         {
