@@ -65,6 +65,7 @@ bench: install
 	$(BIN)/python benchmarks/variants.py
 	$(BIN)/python benchmarks/horizons.py
 	$(BIN)/python benchmarks/backtest.py
+	$(BIN)/python benchmarks/rolling.py --seeds-from 42 47
 	$(BIN)/python benchmarks/startup.py --pip
 
 clean:
