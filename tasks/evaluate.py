@@ -288,23 +288,26 @@ def comparison_pairs(models: list[str] | tuple[str, ...]) -> list[tuple[str, str
     return pairs
 
 
-def compare_errors(errors: dict[str, pd.Series], split: str) -> pd.DataFrame:
+def compare_errors(errors: dict[str, pd.Series], split: str, horizon: int = 1) -> pd.DataFrame:
     """Diebold-Mariano test of every pair of ``comparison_pairs`` over their common months.
 
-    ``errors`` maps each model to its forecast errors indexed by target month.
+    ``errors`` maps each model to its ``horizon``-step forecast errors indexed by month
+    (autocovariances up to lag ``horizon - 1``).
     """
     rows = []
     for model, baseline in comparison_pairs(list(errors)):
         common = errors[model].index.intersection(errors[baseline].index)
         test = diebold_mariano(
-            errors[model].loc[common].to_numpy(), errors[baseline].loc[common].to_numpy()
+            errors[model].loc[common].to_numpy(),
+            errors[baseline].loc[common].to_numpy(),
+            horizon=horizon,
         )
         rows.append(
             {
                 "model": model,
                 "baseline": baseline,
                 "split": split,
-                "horizon": 1,
+                "horizon": horizon,
                 "dm_stat": test.stat,
                 "dm_pvalue": test.pvalue,
                 "n": test.n,

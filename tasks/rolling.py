@@ -31,8 +31,7 @@ from core.settings import Settings
 from tasks.calibrate import LEVELS, interval_score, online_bands
 from tasks.evaluate import (
     COMPARISON_COLUMNS,
-    comparison_pairs,
-    diebold_mariano,
+    compare_errors,
     mae,
     recursive_paths,
     rmse,
@@ -231,9 +230,9 @@ def calibrate_rolling(
         errors = np.log(group["actual"].to_numpy() / group["point"].to_numpy())
         bands = online_bands(made, int(h), errors, last)
         row: dict[str, float] = {"horizon": int(h)}
+        point = group["point"].to_numpy()
         for level in LEVELS:
             pct = round(level * 100)
-            point = group["point"].to_numpy()
             out.loc[group.index, f"lower_{pct}"] = point * np.exp(bands.lower[level])
             out.loc[group.index, f"upper_{pct}"] = point * np.exp(bands.upper[level])
             row[f"lower_{pct}"] = bands.final_lower[level]
@@ -290,29 +289,13 @@ def rolling_comparisons(predictions: pd.DataFrame) -> pd.DataFrame:
     Errors are in index points, paired on the forecast month.
     """
     errors = predictions.assign(error=predictions["actual"] - predictions["point"])
-    rows = []
-    models = list(dict.fromkeys(errors["model"]))
+    frames = []
     for h, at_h in errors.groupby("horizon", sort=True):
-        by_model = {m: g.set_index("forecast_month")["error"] for m, g in at_h.groupby("model")}
-        for model, baseline in comparison_pairs(models):
-            common = by_model[model].index.intersection(by_model[baseline].index)
-            test = diebold_mariano(
-                by_model[model].loc[common].to_numpy(),
-                by_model[baseline].loc[common].to_numpy(),
-                horizon=int(h),
-            )
-            rows.append(
-                {
-                    "model": model,
-                    "baseline": baseline,
-                    "split": "rolling",
-                    "horizon": int(h),
-                    "dm_stat": test.stat,
-                    "dm_pvalue": test.pvalue,
-                    "n": test.n,
-                }
-            )
-    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+        by_model = {
+            m: g.set_index("forecast_month")["error"] for m, g in at_h.groupby("model", sort=False)
+        }
+        frames.append(compare_errors(by_model, "rolling", int(h)))
+    return pd.concat(frames, ignore_index=True)[COMPARISON_COLUMNS]
 
 
 def choose_champions(metrics: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame:
