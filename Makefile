@@ -64,8 +64,10 @@ bench: install
 	$(BIN)/python benchmarks/ensembles.py
 	$(BIN)/python benchmarks/variants.py
 	$(BIN)/python benchmarks/horizons.py
-	$(BIN)/python benchmarks/backtest.py
-	$(BIN)/python benchmarks/rolling.py --seeds-from 42 47
+	$(BIN)/python benchmarks/backtest.py --seeds 42
+	$(BIN)/python benchmarks/early_member.py
+	$(BIN)/python benchmarks/rolling.py --seeds-from 42 47 --keep benchmarks/runs
+	$(BIN)/python benchmarks/peers.py --warehouse benchmarks/runs/seed42.duckdb
 	$(BIN)/python benchmarks/startup.py --pip
 
 clean:

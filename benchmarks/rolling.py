@@ -82,11 +82,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--seeds-from", type=int, nargs="+", default=[42])
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep each run's warehouse in this directory"
+    )
     args = parser.parse_args()
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds_from:
-            warehouse = Path(tmp) / f"seed{seed}.duckdb"
+            warehouse = (args.keep or Path(tmp)) / f"seed{seed}.duckdb"
+            warehouse.parent.mkdir(parents=True, exist_ok=True)
+            warehouse.unlink(missing_ok=True)
             cmd = ["run", "--source", str(args.data), "--warehouse", str(warehouse)]
             wall, _ = timed_sp500([*cmd, "--seed", str(seed)], clean_env())
             runs[seed] = {"seconds": wall, **read_results(warehouse)}

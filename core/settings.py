@@ -15,7 +15,14 @@ from core.specs import canonical, split_specs
 DEFAULT_SOURCE = "https://datatweets.com/datasets/sp500_monthly.csv"
 KERAS_MODELS: tuple[str, ...] = ("simple_rnn", "gru", "lstm", "conv1d_lstm")
 BASELINE_MODELS: tuple[str, ...] = ("naive", "drift")
-ALL_MODELS: tuple[str, ...] = BASELINE_MODELS + KERAS_MODELS
+# a combination: the equal-weight mean of the run's networks' and drift's forecasts
+COMBINED_MODELS: tuple[str, ...] = ("mean",)
+ALL_MODELS: tuple[str, ...] = BASELINE_MODELS + KERAS_MODELS + COMBINED_MODELS
+
+
+def mean_components(models: tuple[str, ...] | list[str]) -> list[str]:
+    """The models ``mean`` averages: the networks (variants too) and drift, in run order."""
+    return [m for m in models if m.split("[", 1)[0] not in ("naive", *COMBINED_MODELS)]
 
 
 class Settings(BaseSettings):
@@ -68,6 +75,8 @@ class Settings(BaseSettings):
             raise ValueError("at least one model is required")
         if len(set(names)) != len(names):
             raise ValueError("a model is named twice")
+        if "mean" in names and not mean_components(names):
+            raise ValueError("mean averages the networks and drift: name at least one of them")
         return names
 
     @field_validator("evaluate_from")
@@ -97,8 +106,9 @@ class Settings(BaseSettings):
 
     def backtest_params(self) -> dict[str, object]:
         """Return the settings that decide a backtest's results, as stored in ``runs.params``."""
-        params = self.run_params()  # test_fraction: each origin's bands, as a monthly run's
-        for key in ("horizon", "refit_every", "evaluate_from"):  # the monthly run's rolling
+        params = self.run_params()
+        # the backtest refits every month and bands online; no split, no horizon beyond 1
+        for key in ("test_fraction", "horizon", "refit_every", "evaluate_from"):
             del params[key]
         params.update(
             origins=self.origins,

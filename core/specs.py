@@ -22,6 +22,7 @@ KEYS: dict[str, dict[str, int]] = {
     "gru": dict(RECURRENT),
     "lstm": dict(RECURRENT),
     "conv1d_lstm": {**RECURRENT, "filters": 32, "kernel_size": 3},
+    "mean": {},
 }
 MAX_VALUE = 4096
 _SPEC = re.compile(r"^([a-z0-9_]+)(?:\[(.*)\])?$", re.DOTALL)

@@ -82,7 +82,7 @@ def _backtest(settings: Settings, run_id: str) -> BacktestSummary:
     wait = max(settings.wait_seconds, LOCK_WAIT_SECONDS)
     with RunLifecycle.of(settings, run_id, "backtest", flow_run.get_id(), wait) as run:
         futures = [backtest_segment.submit(segment, windows, settings) for segment in segments]
-        results = summarize_backtest([f.result() for f in futures], windows)
+        results = summarize_backtest([f.result() for f in futures], windows, settings.models)
         run.commit(
             BacktestOutput(
                 run_id=run_id,

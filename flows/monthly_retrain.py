@@ -7,17 +7,23 @@ from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
 from core.errors import PipelineError, SettingsError, ValidationFailed
-from core.settings import Settings
+from core.settings import Settings, mean_components
 from flows.common import new_run_id, rename_flow_run, untagged_task_runs
 from tasks.evaluate import compare_models_task, evaluate_model, rank_evaluations
 from tasks.forecast import forecast_next, with_live_bands
 from tasks.ingest import download_csv
 from tasks.lifecycle import RunLifecycle, failure_message
+from tasks.models import is_combination
 from tasks.persist import build_output
 from tasks.publish import publish_results, publish_validation_failure
 from tasks.report import month_span
-from tasks.rolling import evaluate_rolling, plan_rolling_task, score_rolling_task
-from tasks.train import train_model
+from tasks.rolling import (
+    combine_rolling_task,
+    evaluate_rolling,
+    plan_rolling_task,
+    score_rolling_task,
+)
+from tasks.train import TrainedModel, combine_model, train_model
 from tasks.validate import validate_prices
 from tasks.windows import fit_scaler_task, make_windows_task, min_rows_needed, split_task
 
@@ -74,22 +80,36 @@ def _retrain(settings: Settings, run: RunLifecycle) -> RunSummary:
     train, test = split_task(windows, settings.test_fraction)
     scaler = fit_scaler_task(settings.scaling, train)
     everything = fit_scaler_task(settings.scaling, windows)
-    models, evaluations, forecasts, rolling = [], [], [], []
+    fits: dict[str, tuple[TrainedModel, TrainedModel]] = {}  # evaluation, forecast
+    models, evaluations, forecasts, rolling = [], [], [], {}
     for k, name in enumerate(settings.models, start=1):
         position = f"{k}/{len(settings.models)}"
+        if is_combination(name):  # mean: combines the fits below, once they exist
+            continue
         fitted = train_model(
             name, train, scaler, settings, "evaluation", run.artifact_dir, position
         )
-        evaluation = evaluate_model(fitted, train, test, settings.horizon)
         # the forecasts come from the same ensemble refitted on every window
         final = train_model(
             name, windows, everything, settings, "forecast", run.artifact_dir, position
         )
+        fits[name] = (fitted, final)
+        rolling[name] = evaluate_rolling(name, windows, plan, settings)
+    for name in settings.models:
+        if is_combination(name):
+            parts = mean_components(settings.models)
+            fits[name] = (
+                combine_model(name, [fits[p][0] for p in parts], "evaluation"),
+                combine_model(name, [fits[p][1] for p in parts], "forecast"),
+            )
+            rolling[name] = combine_rolling_task(name, [rolling[p] for p in parts])
+    for name in settings.models:
+        fitted, final = fits[name]
+        evaluation = evaluate_model(fitted, train, test, settings.horizon)
         models += [fitted, final]
         evaluations.append(evaluation)
         forecasts += forecast_next(final, prices, settings.window, evaluation, settings.horizon)
-        rolling.append(evaluate_rolling(name, windows, plan, settings))
-    scored = score_rolling_task(rolling, windows)
+    scored = score_rolling_task(list(rolling.values()), windows)
     forecasts = with_live_bands(forecasts, scored.live)
     comparisons = compare_models_task(evaluations)
     leaderboard = rank_evaluations(evaluations, comparisons)

@@ -1,4 +1,10 @@
-"""Rolling-origin backtest: refit on data up to t-1, forecast month t, compare with naive."""
+"""Backtest: the rolling-origin engine with a refit every month over the last N months.
+
+At each of the last ``origins`` months every model is refitted from scratch on the data
+before it and forecasts that month; bands come online from earlier origins' errors. It is
+``tasks.rolling``'s engine with ``refit_every = 1`` (and h = 1), cut into segments of
+origins so that segments can run in parallel task runs.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +16,11 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from core.errors import PipelineError
-from core.settings import Settings
+from core.settings import Settings, mean_components
 from tasks.evaluate import compare_errors, compute_metrics, mae
-from tasks.forecast import interval_bounds
-from tasks.models import model_spec
-from tasks.stacked import Member, fit_stacked
-from tasks.train import fit_model
-from tasks.windows import MIN_TRAIN_SAMPLES, Windows, fit_scaler, split_index
+from tasks.models import is_combination, model_spec
+from tasks.rolling import RollingPlan, calibrate_rolling, combine_rolling, rolling_forecasts
+from tasks.windows import MIN_TRAIN_SAMPLES, Windows
 from warehouse.store import BACKTEST_TABLE_COLUMNS
 
 # the columns of backtest_predictions, in the warehouse's order
@@ -72,6 +76,8 @@ def plan_segments(
 
     segments = []
     for model in models:
+        if is_combination(model):  # mean: made from the others' forecasts, nothing to fit
+            continue
         cheap = model_spec(model).builder is None  # a baseline: all origins in one task
         step = len(indices) if cheap else chunk_size
         for start in range(0, len(indices), step):
@@ -80,32 +86,10 @@ def plan_segments(
     return segments
 
 
-def _row(
-    segment: Segment,
-    windows: Windows,
-    i: int,
-    predicted: float,
-    bands: dict[str, float],
-    seconds: float,
-    seed: int | None,
-) -> dict[str, object]:
-    target = windows.months[i]
-    return {
-        "model": segment.model,
-        "origin_month": target - pd.DateOffset(months=1),
-        "target_month": target,
-        "actual": float(windows.y[i]),
-        "predicted": predicted,
-        "train_seconds": seconds,
-        "fit": "scratch",
-        "seed": seed,
-        **bands,
-    }
-
-
-def evaluation_cut(origin: int, test_fraction: float) -> int:
-    """Where a monthly run at sample ``origin`` would split its ``origin`` samples."""
-    return max(1, min(origin - 1, split_index(origin, test_fraction)))
+def segment_plan(segment: Segment) -> RollingPlan:
+    """The rolling plan of one segment: a refit at every origin, each forecasting its month."""
+    stops = (*segment.origins[1:], segment.origins[-1] + 1)
+    return RollingPlan(cuts=segment.origins, stops=stops, horizon=1)
 
 
 def run_segment(
@@ -117,77 +101,36 @@ def run_segment(
     batch_size: int,
     seed: int,
     seeds: int = 1,
-    test_fraction: float = 0.2,
 ) -> pd.DataFrame:
     """Fit from scratch at every origin of one segment and forecast each origin's month.
 
-    At origin ``i`` (samples ``[0, i)`` known) the forecast is the mean of ``seeds`` members
-    fitted on all ``i`` samples, as a monthly run's forecast fit. Its 80 % and 95 % bands are
-    built as a monthly run builds them: ``seeds`` evaluation members fitted on the samples
-    before the run's split (``test_fraction``) predict the samples after it, and the
-    quantiles of log(actual / predicted) there scale the forecast. A network's members, of
-    every origin and both roles, train as one stacked fit; each learns only from its own
-    samples, scaled by a scaler fitted on them alone.
+    The rolling-origin engine of every monthly run (``tasks.rolling``) with a refit every
+    month: at origin ``i`` (samples ``[0, i)`` known, their own scaler) a network's forecast
+    is the mean of ``seeds`` members, as a monthly run's forecast is; all members of every
+    origin train as one stacked fit. Bands come later, online, from the errors of earlier
+    origins (``summarize_backtest``).
 
     Returns:
-        One row per origin: BACKTEST_COLUMNS (``seed`` is the ensemble's first seed, NULL for
-        the baselines; a stacked fit's time is shared equally by its origins).
+        The engine's rows (h = 1) with ``train_seconds`` (a stacked fit's time shared equally
+        by its origins) and ``seed`` (the ensemble's first seed; None for a baseline).
 
     Raises:
         PipelineError: a member's loss became NaN (the message names model and origin).
     """
-    cuts = {i: evaluation_cut(i, test_fraction) for i in segment.origins}
-    builder = model_spec(segment.model).builder
-    if builder is None:  # a baseline: fitted origin by origin
-        rows = []
-        for i in segment.origins:
-            fits = {}
-            for role, n in (("forecast", i), ("evaluation", cuts[i])):
-                train = windows.part(0, n)
-                fits[role] = fit_model(
-                    segment.model,
-                    train,
-                    fit_scaler(scaling, train),  # type: ignore[arg-type]
-                    epochs=epochs,
-                    batch_size=batch_size,
-                    seed=seed,
-                    role=role,
-                )
-            point = float(fits["forecast"].predict(windows.X[i : i + 1])[0])
-            checked = fits["evaluation"].predict(windows.X[cuts[i] : i])
-            bands = interval_bounds(point, windows.y[cuts[i] : i], checked)
-            seconds = fits["forecast"].train_seconds + fits["evaluation"].train_seconds
-            rows.append(_row(segment, windows, i, point, bands, seconds, None))
-        return pd.DataFrame(rows, columns=BACKTEST_COLUMNS)
-
-    members, columns = [], {}
-    for i in segment.origins:
-        month = f"{windows.months[i - 1]:%Y-%m}"
-        for role, n in (("forecast", i), ("evaluation", cuts[i])):
-            scaler = fit_scaler(scaling, windows.part(0, n))  # type: ignore[arg-type]
-            columns[i, role] = range(len(members), len(members) + seeds)
-            members += [
-                Member(s, n, scaler, f"origin {month} ({role}, seed {s})")
-                for s in range(seed, seed + seeds)
-            ]
-    fit = fit_stacked(
+    network = model_spec(segment.model).builder is not None
+    frame, seconds = rolling_forecasts(
         segment.model,
-        builder,
-        windows.part(0, segment.origins[-1]),
-        members,
+        windows,
+        segment_plan(segment),
+        scaling=scaling,
         epochs=epochs,
         batch_size=batch_size,
+        seed=seed,
+        seeds=seeds,
     )
-    first = min(cuts.values())
-    predicted = fit.predict(windows.X[first : segment.origins[-1] + 1])  # (months, members)
-    seconds = fit.train_seconds / len(segment.origins)
-    rows = []
-    for i in segment.origins:
-        point = float(predicted[i - first, columns[i, "forecast"]].mean())
-        checked = predicted[cuts[i] - first : i - first, columns[i, "evaluation"]].mean(axis=1)
-        bands = interval_bounds(point, windows.y[cuts[i] : i], checked)
-        rows.append(_row(segment, windows, i, point, bands, seconds, seed))
-    return pd.DataFrame(rows, columns=BACKTEST_COLUMNS)
+    return frame.assign(
+        train_seconds=seconds / len(segment.origins), seed=seed if network else None
+    )
 
 
 @task(
@@ -206,7 +149,6 @@ def backtest_segment(segment: Segment, windows: Windows, settings: Settings) -> 
         batch_size=settings.batch_size,
         seed=settings.seed,
         seeds=settings.seeds,
-        test_fraction=settings.test_fraction,
     )
     get_run_logger().info(
         "%s: %d origins from %s fitted in %.1f s",
@@ -218,6 +160,11 @@ def backtest_segment(segment: Segment, windows: Windows, settings: Settings) -> 
     return frame
 
 
+def combine_backtest(name: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """A combination's backtest forecasts (``mean``) from its components' (nothing fitted)."""
+    return combine_rolling(name, frames).assign(train_seconds=0.0, seed=None)
+
+
 @dataclass(frozen=True)
 class BacktestResults:
     """A backtest's per-origin forecasts, per-model metrics and comparisons with naive."""
@@ -227,14 +174,35 @@ class BacktestResults:
     comparisons: pd.DataFrame  # model, baseline, split, dm_stat, dm_pvalue, n
 
 
-def summarize_backtest(frames: list[pd.DataFrame], windows: Windows) -> BacktestResults:
-    """Score every model's backtest forecasts and run the due-diligence tests (DM, h = 1).
+def backtest_rows(frame: pd.DataFrame, windows: Windows) -> pd.DataFrame:
+    """One model's engine rows as ``backtest_predictions`` rows, with online bands.
 
+    A band uses only the errors of earlier origins whose month has arrived (per side,
+    adapted online: ``tasks.calibrate``); the first ``WARM_UP`` origins have none.
+    """
+    banded, _ = calibrate_rolling(frame, windows.months[-1])
+    extra = frame.set_index("target_month")[["train_seconds", "seed"]]
+    out = banded.join(extra, on="target_month").rename(columns={"point": "predicted"})
+    return out.assign(fit="scratch")[BACKTEST_COLUMNS]
+
+
+def summarize_backtest(
+    frames: list[pd.DataFrame], windows: Windows, models: tuple[str, ...] = ()
+) -> BacktestResults:
+    """Band every model's forecasts, score them and run the due-diligence tests (DM, h = 1).
+
+    ``frames`` are the engine rows of ``run_segment`` (several segments per model allowed);
+    a combination among ``models`` (``mean``) is made here from its components' rows.
     The pairs are those of ``tasks.evaluate.comparison_pairs``: every model against naive
     and drift, conv1d_lstm against lstm, and each variant against its base network.
     """
+    rows = pd.concat(frames, ignore_index=True)
+    by_model = dict(list(rows.groupby("model", sort=False)))
+    for name in models:
+        if is_combination(name):
+            by_model[name] = combine_backtest(name, [by_model[m] for m in mean_components(models)])
     predictions = (
-        pd.concat(frames, ignore_index=True)
+        pd.concat([backtest_rows(f, windows) for f in by_model.values()], ignore_index=True)
         .sort_values(["model", "target_month"], kind="stable")
         .reset_index(drop=True)
     )

@@ -89,32 +89,11 @@ def diebold_mariano(
     return DieboldMariano(stat, float(2.0 * stats.t.sf(abs(stat), df=n - 1)), n)
 
 
-def recursive_paths(
-    predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, horizon: int
-) -> np.ndarray:
-    """Forecast ``horizon`` months from each raw window in ``X`` by feeding forecasts back.
-
-    Step h sees the window's closes with its own forecasts of steps 1 … h-1 appended (and
-    as many of the oldest closes dropped): no price after the window's last month enters.
-    Column h-1 of the ``(n, horizon)`` result is the forecast h months after the window.
-    ``predict`` is the whole model's, so an ensemble feeds back its mean forecast.
-    """
-    if horizon < 1:
-        raise ValueError(f"horizon must be at least 1, got {horizon}")
-    window = np.array(X, dtype=np.float64, ndmin=2)
-    paths = np.empty((len(window), horizon))
-    for h in range(horizon):
-        step = np.asarray(predict(window), dtype=np.float64)
-        paths[:, h] = step
-        window = np.concatenate([window[:, 1:], step[:, None]], axis=1)
-    return paths
-
-
 HORIZON_COLUMNS = ["horizon", "month", "actual", "predicted", "last"]
 
 
 def horizon_predictions(
-    predict: Callable[[np.ndarray], np.ndarray], test: Windows, horizon: int
+    paths: Callable[[np.ndarray, int], np.ndarray], test: Windows, horizon: int
 ) -> pd.DataFrame:
     """Every h-step forecast (h = 1 … ``horizon``) from the test windows whose target is known.
 
@@ -122,7 +101,7 @@ def horizon_predictions(
     i + h - 1: n - h + 1 forecasts at horizon h. ``last`` is the window's last close (the
     naive forecast at every horizon).
     """
-    paths = recursive_paths(predict, test.X, horizon)
+    predicted = paths(test.X, horizon)
     frames = []
     for h in range(1, horizon + 1):
         origins = np.arange(len(test) - h + 1)
@@ -132,7 +111,7 @@ def horizon_predictions(
                     "horizon": h,
                     "month": test.months[origins + h - 1],
                     "actual": test.y[origins + h - 1],
-                    "predicted": paths[origins, h - 1],
+                    "predicted": predicted[origins, h - 1],
                     "last": test.last[origins],
                 }
             )
@@ -212,7 +191,7 @@ def evaluate(model: TrainedModel, train: Windows, test: Windows, horizon: int = 
             f"{len(test)} test samples hold no {horizon}-month-ahead target; "
             f"use a shorter horizon or more data"
         )
-    steps = horizon_predictions(model.predict, test, horizon)  # the ensemble's own rule
+    steps = horizon_predictions(model.paths, test, horizon)  # the model's own rule
     predicted = steps.loc[steps["horizon"] == 1, "predicted"].to_numpy()  # = predict(test.X)
     members = model.member_predictions(test.X)
     train_naive_mae = mae(train.y, train.last)

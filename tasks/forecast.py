@@ -9,7 +9,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.evaluate import Evaluation, recursive_paths
+from tasks.evaluate import Evaluation
 from tasks.train import TrainedModel
 
 
@@ -55,10 +55,10 @@ def forecast_path(
 ) -> list[Forecast]:
     """Forecast the ``horizon`` months after ``last_month`` from the final ``window`` closes.
 
-    Month T+h is forecast recursively (``recursive_paths``); its bands come from the
+    Month T+h is forecast by the model's own paths (recursively); its bands come from the
     evaluation fit's h-step errors over the test split, so they widen as h grows.
     """
-    path = recursive_paths(model.predict, np.asarray(last_window, dtype=np.float64), horizon)[0]
+    path = model.paths(np.array(last_window, dtype=np.float64, ndmin=2), horizon)[0]
     forecasts = []
     for h in range(1, horizon + 1):
         point = float(path[h - 1])

@@ -138,6 +138,27 @@ def drift_predict(X: np.ndarray, mean_log_return: float) -> np.ndarray:
     return naive_predict(X) * np.exp(mean_log_return)
 
 
+def recursive_paths(
+    predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, horizon: int
+) -> np.ndarray:
+    """Forecast ``horizon`` months from each raw window in ``X`` by feeding forecasts back.
+
+    Step h sees the window's closes with its own forecasts of steps 1 … h-1 appended (and
+    as many of the oldest closes dropped): no price after the window's last month enters.
+    Column h-1 of the ``(n, horizon)`` result is the forecast h months after the window.
+    ``predict`` is the whole model's, so an ensemble feeds back its mean forecast.
+    """
+    if horizon < 1:
+        raise ValueError(f"horizon must be at least 1, got {horizon}")
+    window = np.array(X, dtype=np.float64, ndmin=2)
+    paths = np.empty((len(window), horizon))
+    for h in range(horizon):
+        step = np.asarray(predict(window), dtype=np.float64)
+        paths[:, h] = step
+        window = np.concatenate([window[:, 1:], step[:, None]], axis=1)
+    return paths
+
+
 class Forecaster(Protocol):
     """A fitted model: price forecasts from raw windows, and what the warehouse records."""
 
@@ -147,6 +168,10 @@ class Forecaster(Protocol):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Forecast the next close for each raw window in ``X`` ``(n, window)``."""
+        ...
+
+    def paths(self, X: np.ndarray, horizon: int) -> np.ndarray:
+        """Forecasts 1 … ``horizon`` months after each raw window, ``(n, horizon)``."""
         ...
 
     def member_predictions(self, X: np.ndarray) -> np.ndarray:
@@ -183,6 +208,9 @@ class _Baseline:
 
     def save(self, directory: Path, stem: str) -> dict[int, Path]:
         return {}
+
+    def paths(self, X: np.ndarray, horizon: int) -> np.ndarray:
+        return recursive_paths(self.predict, X, horizon)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -249,6 +277,10 @@ class Ensemble:
     def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: D102
         return self.member_predictions(X).mean(axis=1)
 
+    def paths(self, X: np.ndarray, horizon: int) -> np.ndarray:
+        """Recursive paths that feed back the ensemble's mean forecast."""
+        return recursive_paths(self.predict, X, horizon)
+
     def save(self, directory: Path, stem: str) -> dict[int, Path]:  # noqa: D102
         paths = {}
         for member in self.members:
@@ -258,12 +290,43 @@ class Ensemble:
         return paths
 
 
+@dataclass(frozen=True)
+class Combination:
+    """``mean``: the equal-weight mean of other fitted models' forecasts, at every horizon.
+
+    Its h-step forecast is the mean of its components' own h-step forecasts (each component
+    recurses on its own forecasts), not a recursion on the mean. It has no parameters and
+    nothing to save; its components are saved with their own fits.
+    """
+
+    components: tuple[Forecaster, ...]
+    n_params: int = 0
+    epochs: int = 0
+    seeds: tuple[int, ...] = ()
+
+    def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: D102
+        return np.mean([c.predict(X) for c in self.components], axis=0)
+
+    def paths(self, X: np.ndarray, horizon: int) -> np.ndarray:  # noqa: D102
+        return np.mean([c.paths(X, horizon) for c in self.components], axis=0)
+
+    def member_predictions(self, X: np.ndarray) -> np.ndarray:  # noqa: D102
+        return np.empty((len(X), 0))
+
+    def save(self, directory: Path, stem: str) -> dict[int, Path]:  # noqa: D102
+        return {}
+
+
 def _fit_naive(train: Windows, scaler: Scaler, options: FitOptions) -> Forecaster:
     return LastValue()
 
 
 def _fit_drift(train: Windows, scaler: Scaler, options: FitOptions) -> Forecaster:
     return Drift(mean_log_return=fit_drift(train))
+
+
+def _fit_combination(train: Windows, scaler: Scaler, options: FitOptions) -> Forecaster:
+    raise ValueError("mean is not fitted: it combines fitted models (tasks.train.combine_fits)")
 
 
 def _network_fitter(name: str, builder: KerasBuilder) -> Callable[..., Forecaster]:
@@ -293,16 +356,24 @@ class ModelSpec:
     name: str
     fit: Callable[[Windows, Scaler, FitOptions], Forecaster]
     builder: KerasBuilder | None = None  # None: a baseline, cheap enough to fit one by one
+    # a combination of the run's other models (``core.settings.mean_components``), not fitted
+    combine: Callable[[tuple[Forecaster, ...]], Forecaster] | None = None
 
 
 REGISTRY: dict[str, ModelSpec] = {
     "naive": ModelSpec("naive", _fit_naive),
     "drift": ModelSpec("drift", _fit_drift),
+    "mean": ModelSpec("mean", _fit_combination, combine=Combination),
     **{
         name: ModelSpec(name, _network_fitter(name, builder), builder)
         for name, builder in KERAS_BUILDERS.items()
     },
 }
+
+
+def is_combination(name: str) -> bool:
+    """Whether ``name`` combines the run's other models (``mean``) instead of being fitted."""
+    return model_spec(name).combine is not None
 
 
 def model_spec(name: str) -> ModelSpec:

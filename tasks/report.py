@@ -108,11 +108,13 @@ def backtest_table(
     """Rows of the ``sp500-backtest`` table, best RMSE first (rmse, mae, theil_u2, dm_pvalue).
 
     ``dm_pvalue`` is the Diebold-Mariano p-value against naive (None for naive itself);
-    ``coverage_80`` and ``coverage_95`` the share of months inside each origin's bands.
+    ``coverage_80`` and ``coverage_95`` the share of months inside each origin's bands,
+    among the months that have one (the bands' warm-up has none).
     """
     naive = comparisons[comparisons["baseline"] == "naive"] if len(comparisons) else comparisons
     pvalues = naive.set_index("model")["dm_pvalue"].to_dict() if len(naive) else {}
     seconds = predictions.groupby("model")["train_seconds"].sum().to_dict()
+    predictions = predictions.dropna(subset=["lower_95"])  # months still in the warm-up
     actual = predictions["actual"]
     inside = predictions.assign(
         inside_80=actual.between(predictions["lower_80"], predictions["upper_80"]),
@@ -129,8 +131,12 @@ def backtest_table(
                 "mae": round(float(m.mae), 2),
                 "theil_u2": round(float(m.theil_u2), 4),
                 "dm_pvalue": None if pvalue is None or pd.isna(pvalue) else round(pvalue, 4),
-                "coverage_80": round(float(coverage[m.model]["inside_80"]), 3),
-                "coverage_95": round(float(coverage[m.model]["inside_95"]), 3),
+                **{
+                    f"coverage_{pct}": round(float(coverage[m.model][f"inside_{pct}"]), 3)
+                    if m.model in coverage
+                    else None  # every month still in the warm-up
+                    for pct in (80, 95)
+                },
                 "seconds": round(float(seconds.get(m.model, 0.0)), 1),
             }
         )

@@ -29,13 +29,7 @@ from prefect.cache_policies import NO_CACHE
 from core.errors import SettingsError
 from core.settings import Settings
 from tasks.calibrate import LEVELS, interval_score, online_bands
-from tasks.evaluate import (
-    COMPARISON_COLUMNS,
-    compare_errors,
-    mae,
-    recursive_paths,
-    rmse,
-)
+from tasks.evaluate import COMPARISON_COLUMNS, compare_errors, mae, rmse
 from tasks.keras_quiet import keras
 from tasks.models import FitOptions, model_spec
 from tasks.stacked import Member, StackedFit, fit_stacked
@@ -138,24 +132,32 @@ def _path_frame(
     return pd.DataFrame(rows)
 
 
-def stacked_paths(fit: StackedFit, blocks: list[np.ndarray], horizon: int) -> list[np.ndarray]:
-    """Recursive forecasts of member g from its own raw windows ``blocks[g]``: ``(n_g, H)``.
+def stacked_paths(
+    fit: StackedFit, blocks: list[np.ndarray], horizon: int, seeds: int = 1
+) -> list[np.ndarray]:
+    """Recursive forecasts of each origin from its own raw windows ``blocks[k]``: ``(n_k, H)``.
 
-    One network call per step serves every member; short blocks are padded with their last
-    window (the padding's forecasts are dropped).
+    Members ``k * seeds … (k + 1) * seeds - 1`` are origin k's ensemble: each step's forecast
+    is their mean, fed back as the ensemble's own rule does. One network call per step serves
+    every member; short blocks are padded with their last window (the padding is dropped).
     """
     size = max(len(b) for b in blocks)
     current = [np.concatenate([b, np.repeat(b[-1:], size - len(b), axis=0)]) for b in blocks]
     paths = [np.empty((size, horizon)) for _ in blocks]
     for h in range(horizon):
         inputs = np.stack(
-            [m.scaler.transform_X(x) for m, x in zip(fit.members, current, strict=True)], axis=1
+            [m.scaler.transform_X(current[g // seeds]) for g, m in enumerate(fit.members)],
+            axis=1,
         )
         scaled = keras.ops.convert_to_numpy(fit.network(inputs, training=False))
-        for g, member in enumerate(fit.members):
-            step = member.scaler.inverse_y(scaled[:, g], current[g])
-            paths[g][:, h] = step
-            current[g] = np.concatenate([current[g][:, 1:], step[:, None]], axis=1)
+        for k in range(len(blocks)):
+            steps = [
+                fit.members[g].scaler.inverse_y(scaled[:, g], current[k])
+                for g in range(k * seeds, (k + 1) * seeds)
+            ]
+            step = np.mean(steps, axis=0)
+            paths[k][:, h] = step
+            current[k] = np.concatenate([current[k][:, 1:], step[:, None]], axis=1)
     return [p[: len(b)] for p, b in zip(paths, blocks, strict=True)]
 
 
@@ -168,8 +170,12 @@ def rolling_forecasts(
     epochs: int,
     batch_size: int,
     seed: int,
+    seeds: int = 1,
 ) -> tuple[pd.DataFrame, float]:
     """Every origin's recursive forecasts for one model, and the fitting seconds.
+
+    A network fits ``seeds`` members per origin (seeds ``seed`` …), all in one stacked fit,
+    and forecasts with each origin's ensemble; a baseline ignores ``seeds``.
 
     Returns:
         Rows ``model, origin_month, forecast_month, horizon, target_month, point, actual``
@@ -183,11 +189,12 @@ def rolling_forecasts(
         paths = []
         for c, block, scaler in zip(plan.cuts, blocks, scalers, strict=True):
             fitted = spec.fit(windows.part(0, c), scaler, FitOptions(epochs, batch_size, seed))
-            paths.append(recursive_paths(fitted.predict, block, plan.horizon))
+            paths.append(fitted.paths(block, plan.horizon))
     else:
         members = [
-            Member(seed, c, scaler, f"origin {windows.months[c - 1]:%Y-%m}")
+            Member(s, c, scaler, f"origin {windows.months[c - 1]:%Y-%m} (seed {s})")
             for c, scaler in zip(plan.cuts, scalers, strict=True)
+            for s in range(seed, seed + seeds)
         ]
         fit = fit_stacked(
             model,
@@ -197,10 +204,34 @@ def rolling_forecasts(
             epochs=epochs,
             batch_size=batch_size,
         )
-        paths = stacked_paths(fit, blocks, plan.horizon)
+        paths = stacked_paths(fit, blocks, plan.horizon, seeds)
     seconds = time.perf_counter() - started
     frames = [_path_frame(model, windows, plan, k, p) for k, p in enumerate(paths)]
     return pd.concat(frames, ignore_index=True), seconds
+
+
+_KEYS = ["origin_month", "forecast_month", "horizon", "target_month"]
+FORECAST_COLUMNS = ["model", *_KEYS, "point", "actual"]  # rolling_forecasts's, before bands
+
+
+def combine_rolling(name: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """A combination's rolling forecasts (``mean``): its components' points, row by row.
+
+    Every component went through the same plan, so each has the same rows; the point of the
+    combination at (forecast month, horizon) is the mean of theirs.
+
+    Raises:
+        ValueError: no components, or components whose rows differ.
+    """
+    if not frames:
+        raise ValueError(f"{name} needs at least one model's rolling forecasts to combine")
+    keyed = [f.set_index(_KEYS).sort_index() for f in frames]
+    first = keyed[0]
+    if any(not k.index.equals(first.index) for k in keyed[1:]):
+        raise ValueError(f"{name}: the rolling forecasts to combine cover different months")
+    points = np.mean([k["point"].to_numpy() for k in keyed], axis=0)
+    out = first[["actual"]].assign(point=points, model=name).reset_index()
+    return out[FORECAST_COLUMNS]
 
 
 def _month_number(months: pd.Series) -> np.ndarray:
@@ -386,6 +417,16 @@ def evaluate_rolling(
     )
     get_run_logger().info(
         "%s: rolling evaluation, %d origins fitted in %.1f s", name, len(plan.cuts), seconds
+    )
+    return frame
+
+
+@task(name="combine_rolling", task_run_name="rolling-{name}", cache_policy=NO_CACHE)
+def combine_rolling_task(name: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """A combination's rolling forecasts from its components' (no fit of its own)."""
+    frame = combine_rolling(name, frames)
+    get_run_logger().info(
+        "%s: rolling forecasts, mean of %s", name, ", ".join(f["model"].iloc[0] for f in frames)
     )
     return frame
 

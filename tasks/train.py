@@ -57,6 +57,10 @@ class TrainedModel:
         """Forecast the next close for each raw window in ``X`` ``(n, window)``."""
         return self.forecaster.predict(X)
 
+    def paths(self, X: np.ndarray, horizon: int) -> np.ndarray:
+        """Forecasts 1 … ``horizon`` months after each raw window, ``(n, horizon)``."""
+        return self.forecaster.paths(X, horizon)
+
     def member_predictions(self, X: np.ndarray) -> np.ndarray:
         """Each member's forecasts ``(n, len(seeds))``."""
         return self.forecaster.member_predictions(X)
@@ -118,6 +122,40 @@ def fit_model(
         artifact_dir.mkdir(parents=True, exist_ok=True)
         saved = forecaster.save(artifact_dir, f"{name}-{role}")
         model.artifacts = {s: (path, sha256_file(path)) for s, path in saved.items()}
+    return model
+
+
+def combine_fits(name: str, components: list[TrainedModel]) -> TrainedModel:
+    """The combination ``name`` (e.g. ``mean``) of fits of one role on the same windows.
+
+    Raises:
+        ValueError: ``name`` is not a combination, there are no components, or they differ
+            in role or in the data they saw.
+    """
+    combine = model_spec(name).combine
+    if combine is None:
+        raise ValueError(f"{name} is not a combination of other models")
+    if not components:
+        raise ValueError(f"{name} needs at least one fitted model to combine")
+    first = components[0]
+    if any((c.role, c.trained_through) != (first.role, first.trained_through) for c in components):
+        raise ValueError(f"{name}: the fits to combine differ in role or training data")
+    return TrainedModel(
+        name,
+        combine(tuple(c.forecaster for c in components)),
+        0.0,
+        role=first.role,
+        trained_through=first.trained_through,
+    )
+
+
+@task(name="combine_model", task_run_name="combine-{name}-{role}", cache_policy=NO_CACHE)
+def combine_model(name: str, components: list[TrainedModel], role: str) -> TrainedModel:
+    """Combine fitted models (``mean``: equal weights) and log what went in."""
+    model = combine_fits(name, components)
+    get_run_logger().info(
+        "%s (%s): equal-weight mean of %s", name, role, ", ".join(c.name for c in components)
+    )
     return model
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from core.settings import ALL_MODELS, Settings
+from core.settings import ALL_MODELS, Settings, mean_components
 
 pytestmark = pytest.mark.unit
 
@@ -46,6 +46,8 @@ def test_env_then_cli_override(monkeypatch: pytest.MonkeyPatch) -> None:
         {"models": "naive,prophet"},
         {"models": "naive,naive"},
         {"models": ""},
+        {"models": "naive,mean"},  # mean has nothing to average
+        {"models": "mean"},
         {"epochs": 0},
         {"test_fraction": 1.0},
         {"scaling": "zscore"},
@@ -57,6 +59,19 @@ def test_env_then_cli_override(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_settings_are_rejected(overrides: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         Settings(**overrides)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("models", "parts"),
+    [
+        ("naive,drift,gru,mean", ["drift", "gru"]),
+        ("mean,lstm[units=64],naive", ["lstm[units=64]"]),
+        ("drift,mean", ["drift"]),
+    ],
+)
+def test_mean_averages_the_networks_and_drift(models: str, parts: list[str]) -> None:
+    assert mean_components(Settings(models=models).models) == parts
 
 
 def test_run_params_leave_out_where_and_how_to_fetch() -> None:

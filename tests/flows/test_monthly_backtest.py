@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from core.settings import Settings
 from flows.cli import app
 from flows.monthly_backtest import monthly_backtest
+from tasks.calibrate import LEVELS, WARM_UP, online_bands
 from tests.conftest import (
     REAL_CSV,
     LocalServer,
@@ -149,15 +150,29 @@ def test_naive_backtest_on_the_real_data(
         warehouse, "SELECT dm_pvalue FROM comparisons WHERE model = 'drift' AND baseline = 'naive'"
     )
     assert 0.0 < pvalue < 1.0
-    # naive's bands at each origin, built as a monthly run there would build them: the
-    # quantiles of log(actual / last close) over the test part of the samples before it
-    inside = []
-    n = len(close) - 12
-    for i in range(n - 60, n):
-        cut = int(i * 0.8)
-        residuals = np.log(close[cut + 12 : i + 12] / close[cut + 11 : i + 11])
-        low, high = close[i + 11] * np.exp(np.quantile(residuals, [0.10, 0.90]))
-        inside.append(low <= close[i + 12] <= high)
+    # naive's bands, online from the errors of earlier origins only, recomputed from the CSV
+    errors = np.log(close[-60:] / close[-61:-1])
+    made = pd.DatetimeIndex(frame["date"].iloc[-61:-1])
+    months = (made.year * 12 + made.month - 1).to_numpy()
+    bands = online_bands(months, 1, errors, int(months[-1]) + 1)
+    stored = rows(
+        warehouse,
+        "SELECT lower_80, upper_80, lower_95, upper_95 FROM backtest_predictions"
+        " WHERE model = 'naive' ORDER BY target_month",
+    )
+    expected_bands = np.column_stack(
+        [
+            close[-61:-1] * np.exp(side[level])
+            for level in LEVELS
+            for side in (bands.lower, bands.upper)
+        ]
+    )
+    stored_bands = np.array(stored, dtype=np.float64)  # NULL → nan
+    np.testing.assert_allclose(stored_bands, expected_bands, rtol=1e-12)
+    assert np.isnan(stored_bands[:WARM_UP]).all() and np.isfinite(stored_bands[WARM_UP:]).all()
+    inside = (stored_bands[WARM_UP:, 0] <= close[-60 + WARM_UP :]) & (
+        close[-60 + WARM_UP :] <= stored_bands[WARM_UP:, 1]
+    )
     ((coverage,),) = rows(
         warehouse, "SELECT coverage_80 FROM backtest_leaderboard WHERE model = 'naive'"
     )

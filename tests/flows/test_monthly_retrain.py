@@ -124,8 +124,17 @@ def test_real_data_over_http_reproduces_lesson_split(
     n_test = n_samples - int(n_samples * 0.8)
     per_model = dict(rows(warehouse, "SELECT model, count(*) FROM predictions GROUP BY model"))
     assert per_model == dict.fromkeys(
-        ["naive", "drift", "simple_rnn", "gru", "lstm", "conv1d_lstm"], n_test
+        ["naive", "drift", "simple_rnn", "gru", "lstm", "conv1d_lstm", "mean"], n_test
     )
+    # mean: the equal-weight mean of drift's and the networks' forecasts, month by month
+    ((gap,),) = rows(
+        warehouse,
+        "SELECT max(abs(m.predicted - c.avg)) FROM predictions AS m JOIN ("
+        " SELECT month, avg(predicted) AS avg FROM predictions"
+        " WHERE model NOT IN ('naive', 'mean') GROUP BY month) AS c USING (month)"
+        " WHERE m.model = 'mean'",
+    )
+    assert gap < 1e-6
     ((first, last),) = rows(
         warehouse, "SELECT min(month)::VARCHAR, max(month)::VARCHAR FROM predictions"
     )
@@ -144,6 +153,7 @@ def test_real_data_over_http_reproduces_lesson_split(
         "gru": 3905,
         "lstm": 4897,
         "conv1d_lstm": 8993,
+        "mean": 0,
     }
     # every model fitted twice (evaluation, forecast); a network as 2 seeds, one row each
     fits = rows(
@@ -154,27 +164,28 @@ def test_real_data_over_http_reproduces_lesson_split(
     split = int(n_samples * 0.8)
     through = {"evaluation": frame["date"].iloc[12 + split - 1], "forecast": frame["date"].iloc[-1]}
     assert fits == sorted(
-        (m, role, through[role], [None] if m in ("naive", "drift") else [42, 43])
-        for m in ("naive", "drift", *KERAS_MODELS)
+        (m, role, through[role], [None] if m in ("naive", "drift", "mean") else [42, 43])
+        for m in ("naive", "drift", *KERAS_MODELS, "mean")
         for role in ("evaluation", "forecast")
     )
     spread = rows(warehouse, "SELECT model, seeds, rmse_min <= rmse_max FROM leaderboard")
     assert {m: (n, ok) for m, n, ok in spread} == {
         "naive": (0, None),
         "drift": (0, None),
+        "mean": (0, None),
     } | dict.fromkeys(KERAS_MODELS, (2, True))
     tested = rows(
         warehouse, "SELECT model, baseline FROM comparisons WHERE split = 'test' ORDER BY ALL"
     )
     assert tested == sorted(
-        [(m, "naive") for m in ("drift", *KERAS_MODELS)]
-        + [(m, "drift") for m in KERAS_MODELS]
+        [(m, "naive") for m in ("drift", *KERAS_MODELS, "mean")]
+        + [(m, "drift") for m in (*KERAS_MODELS, "mean")]
         + [("conv1d_lstm", "lstm")]
     )
     assert rows(
         warehouse, "SELECT n_rows, first_month::VARCHAR, last_month::VARCHAR FROM snapshots"
     ) == [(len(frame), frame["date"].iloc[0], frame["date"].iloc[-1])]
-    assert len(rows(warehouse, "SELECT * FROM latest_forecasts")) == 6 * 12
+    assert len(rows(warehouse, "SELECT * FROM latest_forecasts")) == 7 * 12
     # naive's h-step test errors, recomputed from the CSV: they grow with h, and so do its bands
     naive = rows(
         warehouse, "SELECT horizon, rmse, n FROM horizon_metrics WHERE model = 'naive' ORDER BY 1"
@@ -211,8 +222,17 @@ def test_real_data_over_http_reproduces_lesson_split(
         "SELECT model, count(DISTINCT horizon), min(n), max(n) FROM rolling_metrics GROUP BY 1",
     )
     assert {m: (hs, lo, hi) for m, hs, lo, hi in per_model} == dict.fromkeys(
-        ["naive", "drift", *KERAS_MODELS], (12, len(close) - start - 12, len(close) - start - 1)
+        ["naive", "drift", *KERAS_MODELS, "mean"],
+        (12, len(close) - start - 12, len(close) - start - 1),
     )
+    ((gap, n_mean),) = rows(
+        warehouse,
+        "SELECT max(abs(m.point - c.avg)), count(*) FROM rolling_predictions AS m JOIN ("
+        " SELECT forecast_month, horizon, avg(point) AS avg FROM rolling_predictions"
+        " WHERE model NOT IN ('naive', 'mean') GROUP BY ALL) AS c USING (forecast_month, horizon)"
+        " WHERE m.model = 'mean'",
+    )
+    assert gap < 1e-6 and n_mean == sum(len(close) - start - h for h in range(1, 13))
     champions = rows(warehouse, "SELECT horizon, model FROM champions ORDER BY horizon")
     assert [h for h, _ in champions] == list(range(1, 13))
     assert rows(

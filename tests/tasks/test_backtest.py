@@ -9,12 +9,12 @@ from scipy import stats
 
 from core.errors import PipelineError
 from tasks.backtest import (
-    evaluation_cut,
     max_origins,
     plan_segments,
     run_segment,
     summarize_backtest,
 )
+from tasks.calibrate import WARM_UP
 from tasks.evaluate import diebold_mariano
 from tasks.windows import Windows, make_windows
 from tests.conftest import synthetic_prices
@@ -63,19 +63,29 @@ def test_plan_rejects_impossible_origins(origins, chunk_size, message) -> None:
         plan_segments(windows, ("naive",), origins, chunk_size)
 
 
+@pytest.mark.unit
+def test_mean_gets_no_segment_of_its_own() -> None:
+    segments = plan_segments(windows_of(), ("drift", "gru", "mean"), 3, 3)
+    assert [s.model for s in segments] == ["drift", "gru"]
+
+
 @pytest.mark.slow
 def test_segment_fits_every_origin_from_scratch_in_one_stacked_fit() -> None:
     windows = windows_of()
     (segment,) = plan_segments(windows, ("lstm",), 3, 3)
     frame = segment_run(segment, windows)
-    assert frame["fit"].tolist() == ["scratch"] * 3
     assert frame["seed"].tolist() == [7] * 3
     assert (frame["train_seconds"] > 0).all()
     assert frame["train_seconds"].nunique() == 1  # one fit's time, shared by its members
     assert frame["target_month"].tolist() == list(windows.months[-3:])
     assert (frame["origin_month"] == frame["target_month"] - pd.DateOffset(months=1)).all()
+    assert (frame["horizon"] == 1).all()
     np.testing.assert_array_equal(frame["actual"], windows.y[-3:])
-    assert np.isfinite(frame["predicted"]).all()
+    assert np.isfinite(frame["point"]).all()
+    stored = summarize_backtest([frame], windows).predictions
+    # three origins are inside the bands' warm-up: no band yet, never a guessed one
+    assert stored["fit"].tolist() == ["scratch"] * 3
+    assert stored[["lower_80", "upper_80", "lower_95", "upper_95"]].isna().all().all()
 
 
 def tampered_from(frame: pd.DataFrame, month: pd.Timestamp) -> Windows:
@@ -97,36 +107,44 @@ def test_forecast_at_an_origin_never_sees_its_target_or_later(model) -> None:
     target = windows.months[46]
     honest = segment_run(segment, windows)
     leaked = segment_run(segment, tampered_from(frame, target))
-    for column in ("predicted", "lower_80", "upper_80", "lower_95", "upper_95"):
-        assert leaked[column].iloc[:2].tolist() == pytest.approx(
-            honest[column].iloc[:2].tolist(), rel=1e-6
-        ), column
+    assert leaked["point"].iloc[:2].tolist() == pytest.approx(
+        honest["point"].iloc[:2].tolist(), rel=1e-6
+    )
     assert leaked["actual"].iloc[1] == pytest.approx(3.0 * honest["actual"].iloc[1])
     # the last origin saw a tripled month, so its forecast moves: the tampering is real
-    assert leaked["predicted"].iloc[2] != pytest.approx(honest["predicted"].iloc[2], rel=1e-3)
+    assert leaked["point"].iloc[2] != pytest.approx(honest["point"].iloc[2], rel=1e-3)
+
+
+@pytest.mark.unit
+def test_bands_use_only_the_errors_of_months_already_known() -> None:
+    frame = synthetic_prices(90, seed=4)
+    windows = make_windows(frame["close"].to_numpy(), pd.DatetimeIndex(frame["date"]), 12)
+    (segment,) = plan_segments(windows, ("drift",), 40, 40)  # origins 38 … 77
+    honest = summarize_backtest([segment_run(segment, windows)], windows).predictions
+    banded = honest.dropna(subset=["lower_95"])
+    assert len(banded) == 40 - WARM_UP  # a band once WARM_UP errors have arrived
+    assert (banded["lower_95"] <= banded["lower_80"]).all()
+    assert (banded["lower_80"] < banded["predicted"]).all()
+    assert (banded["predicted"] < banded["upper_80"]).all()
+    assert (banded["upper_80"] <= banded["upper_95"]).all()
+    target = windows.months[70]  # tripled from here: origins up to 70 must keep every number
+    tampered = tampered_from(frame, target)
+    leaked = summarize_backtest([segment_run(segment, tampered)], tampered).predictions
+    kept = honest["target_month"] <= target
+    columns = ["predicted", "lower_80", "upper_80", "lower_95", "upper_95"]
+    pd.testing.assert_frame_equal(leaked.loc[kept, columns], honest.loc[kept, columns])
+    assert not np.allclose(leaked.loc[~kept, "upper_95"], honest.loc[~kept, "upper_95"])
 
 
 @pytest.mark.slow
-def test_an_origin_forecasts_with_a_seed_ensemble_and_checked_bands() -> None:
+def test_an_origin_forecasts_with_a_seed_ensemble() -> None:
     windows = windows_of()
     (segment,) = plan_segments(windows, ("gru",), 2, 2)
     one = segment_run(segment, windows, seeds=1)
     three = segment_run(segment, windows, seeds=3)
     assert three["seed"].tolist() == [7, 7]  # the ensemble's first seed
-    assert not np.allclose(one["predicted"], three["predicted"])  # more members, new mean
-    for frame in (one, three):
-        assert (frame["lower_95"] <= frame["lower_80"]).all()
-        assert (frame["lower_80"] < frame["upper_80"]).all()
-        assert (frame["upper_80"] <= frame["upper_95"]).all()
-        assert np.isfinite(frame[["lower_95", "upper_95"]].to_numpy()).all()
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize(
-    ("origin", "test_fraction", "cut"), [(40, 0.2, 32), (8, 0.2, 6), (9, 0.01, 8), (2, 0.9, 1)]
-)
-def test_evaluation_cut_is_the_monthly_runs_split(origin, test_fraction, cut) -> None:
-    assert evaluation_cut(origin, test_fraction) == cut
+    assert not np.allclose(one["point"], three["point"])  # more members, new mean
+    assert np.isfinite(three["point"]).all()
 
 
 @pytest.mark.unit
@@ -136,7 +154,7 @@ def test_drift_refits_on_each_origins_past() -> None:
     frame = segment_run(segment, windows)
     for row, i in zip(frame.itertuples(), segment.origins, strict=True):
         mean = np.mean(np.log(windows.y[:i] / windows.X[:i, -1]))
-        assert row.predicted == pytest.approx(windows.X[i, -1] * np.exp(mean))
+        assert row.point == pytest.approx(windows.X[i, -1] * np.exp(mean))
 
 
 @pytest.mark.unit
@@ -186,15 +204,19 @@ def test_diebold_mariano_rejects_unequal_lengths() -> None:
 def test_summary_scores_each_model_and_compares_with_naive() -> None:
     windows = windows_of()
     segments = plan_segments(windows, ("naive", "drift"), 10, 1)
-    results = summarize_backtest([segment_run(s, windows) for s in segments], windows)
-    assert len(results.predictions) == 20
+    frames = [segment_run(s, windows) for s in segments]
+    results = summarize_backtest(frames, windows, ("naive", "drift", "mean"))
+    assert len(results.predictions) == 30
+    mean = results.predictions[results.predictions["model"] == "mean"]
+    drift = results.predictions[results.predictions["model"] == "drift"]
+    np.testing.assert_array_equal(mean["predicted"], drift["predicted"])  # mean of one
     metrics = results.metrics.set_index("model")
     assert set(metrics["split"]) == {"backtest"}
     assert metrics.loc["naive", "theil_u2"] == pytest.approx(1.0)
     naive_rmse = np.sqrt(np.mean((windows.y[-10:] - windows.X[-10:, -1]) ** 2))
     assert metrics.loc["naive", "rmse"] == pytest.approx(naive_rmse)
     assert metrics.loc["drift", "n"] == 10
-    (comparison,) = results.comparisons.to_dict("records")
+    comparison, _, _ = results.comparisons.to_dict("records")  # drift, mean vs naive, drift
     assert comparison["model"] == "drift"
     assert comparison["baseline"] == "naive"
     assert comparison["n"] == 10

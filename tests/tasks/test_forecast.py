@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.evaluate import evaluate, horizon_predictions, recursive_paths
+from tasks.evaluate import evaluate, horizon_predictions
 from tasks.forecast import forecast_path
-from tasks.train import fit_model
+from tasks.models import recursive_paths
+from tasks.train import combine_fits, fit_model
 from tasks.windows import Windows, fit_scaler, make_windows, split_chronologically
 
 
@@ -53,7 +54,7 @@ def test_naive_stays_flat_and_drift_compounds() -> None:
 @pytest.mark.unit
 def test_h_step_forecasts_line_up_with_their_targets() -> None:
     train, test = split(*random_walk(120, seed=2))
-    steps = horizon_predictions(fitted("naive", train).predict, test, 4)
+    steps = horizon_predictions(fitted("naive", train).paths, test, 4)
     for h in range(1, 5):
         rows = steps[steps["horizon"] == h]
         assert len(rows) == len(test) - h + 1  # origins whose target month is in the split
@@ -131,8 +132,8 @@ def test_a_forecast_for_t_plus_h_sees_no_price_after_t(name) -> None:
     after_t = test.months[origin]  # T+1: every price from here on is tripled
     _, tampered = split(tripled_from(close, months, after_t), months)
     np.testing.assert_array_equal(tampered.X[origin], test.X[origin])
-    honest = horizon_predictions(model.predict, test, 6)
-    leaked = horizon_predictions(model.predict, tampered, 6)
+    honest = horizon_predictions(model.paths, test, 6)
+    leaked = horizon_predictions(model.paths, tampered, 6)
     at_origin = [
         (honest["month"] == test.months[origin + h - 1]) & (honest["horizon"] == h)
         for h in range(1, 7)
@@ -147,3 +148,42 @@ def test_a_forecast_for_t_plus_h_sees_no_price_after_t(name) -> None:
     assert leaked.loc[later, "predicted"].item() != pytest.approx(
         honest.loc[later, "predicted"].item()
     )
+
+
+@pytest.mark.unit
+def test_mean_forecasts_the_mean_of_its_components_paths_at_every_horizon() -> None:
+    train, test = split(*random_walk(120, seed=8))
+    parts = [fitted("naive", train), fitted("drift", train)]
+    mean = combine_fits("mean", parts)
+    paths = mean.paths(test.X, 6)
+    expected = (parts[0].paths(test.X, 6) + parts[1].paths(test.X, 6)) / 2
+    np.testing.assert_allclose(paths, expected, rtol=1e-12)
+    # not a recursion on the mean: that would compound half the drift from step 2 on
+    recursed = recursive_paths(mean.predict, test.X, 6)
+    assert not np.allclose(paths[:, 1:], recursed[:, 1:], rtol=1e-9)
+    np.testing.assert_allclose(paths[:, 0], recursed[:, 0], rtol=1e-12)
+    scored = evaluate(mean, train, test, horizon=6)
+    assert scored.seed_metrics.empty and mean.n_params == 0 and mean.seeds == ()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("name", "roles", "message"),
+    [
+        ("drift", ("evaluation",), "not a combination"),
+        ("mean", (), "at least one"),
+        ("mean", ("evaluation", "forecast"), "differ in role"),
+    ],
+)
+def test_mean_refuses_what_it_cannot_combine(name: str, roles: tuple, message: str) -> None:
+    train, _ = split(*random_walk(80, seed=9))
+    parts = [fitted("drift", train, role=role) for role in roles]
+    with pytest.raises(ValueError, match=message):
+        combine_fits(name, parts)
+
+
+@pytest.mark.unit
+def test_mean_is_never_fitted_on_its_own() -> None:
+    train, _ = split(*random_walk(80, seed=9))
+    with pytest.raises(ValueError, match="not fitted"):
+        fitted("mean", train)

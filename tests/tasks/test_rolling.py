@@ -9,6 +9,7 @@ from tasks.rolling import (
     MIN_ROLLING_SAMPLES,
     calibrate_rolling,
     choose_champions,
+    combine_rolling,
     plan_rolling,
     rolling_comparisons,
     rolling_forecasts,
@@ -68,6 +69,24 @@ def test_naive_rolling_errors_are_the_series_own_h_month_changes() -> None:
         assert made[0] == pd.Timestamp("1985-06-01")
         assert rows["target_month"].max() == close.index[-1]  # every known target, no more
         assert len(rows) == len(close.loc["1985-06-01":]) - h
+
+
+@pytest.mark.unit
+def test_mean_rolling_points_average_its_components_row_by_row() -> None:
+    windows = windows_of(synthetic_prices(120, start="1980-01-01"))
+    plan = plan_rolling(windows, "1985-06", 12, 6)
+    naive, _ = rolling_forecasts("naive", windows, plan, **FIT)
+    drift, _ = rolling_forecasts("drift", windows, plan, **FIT)
+    mean = combine_rolling("mean", [drift, naive.sample(frac=1.0, random_state=1)])
+    assert (mean["model"] == "mean").all() and len(mean) == len(drift)
+    merged = mean.merge(drift, on=["forecast_month", "horizon"], suffixes=("", "_drift"))
+    merged = merged.merge(naive, on=["forecast_month", "horizon"], suffixes=("", "_naive"))
+    np.testing.assert_allclose(merged["point"], (merged["point_drift"] + merged["point_naive"]) / 2)
+    np.testing.assert_array_equal(merged["actual"], merged["actual_drift"])
+    with pytest.raises(ValueError, match="different months"):
+        combine_rolling("mean", [drift, naive.iloc[1:]])
+    with pytest.raises(ValueError, match="at least one"):
+        combine_rolling("mean", [])
 
 
 @pytest.mark.slow
