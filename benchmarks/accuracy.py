@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import describe, where_ran
 
 from core.settings import KERAS_MODELS
-from tasks.evaluate import evaluate
-from tasks.train import fit_model
-from tasks.validate import parse_prices
-from tasks.windows import fit_scaler, make_windows, split_chronologically
+from tasks.data.validate import parse_prices
+from tasks.data.windows import fit_scaler, make_windows, split_chronologically
+from tasks.evaluation.evaluate import evaluate
+from tasks.models.train import fit_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sp500_monthly.csv"

@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import DATA, describe, where_ran, write_results
 
 from core.settings import KERAS_MODELS, Settings
-from tasks.models import model_spec
-from tasks.rolling import plan_rolling
-from tasks.stacked import Member, fit_stacked
-from tasks.windows import fit_scaler, make_windows
+from tasks.data.windows import fit_scaler, make_windows
+from tasks.evaluation.rolling import plan_rolling
+from tasks.models.registry import model_spec
+from tasks.models.stacked import Member, fit_stacked
 
 SCORED = 120  # months after the origin
 

@@ -31,11 +31,11 @@ from provenance import DATA, describe, where_ran, write_results
 from sp500_cli import clean_env, timed_sp500
 
 from core.settings import ALL_MODELS
-from tasks.evaluate import evaluate, rank_evaluations
-from tasks.report import choose_champion
-from tasks.train import fit_model
-from tasks.validate import parse_prices
-from tasks.windows import fit_scaler, make_windows, split_chronologically
+from tasks.data.validate import parse_prices
+from tasks.data.windows import fit_scaler, make_windows, split_chronologically
+from tasks.evaluation.evaluate import evaluate, rank_evaluations
+from tasks.models.train import fit_model
+from tasks.run.report import choose_champion
 
 
 def seed_sets(

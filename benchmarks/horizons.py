@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import DATA, describe, where_ran, write_results
 from sp500_cli import clean_env, timed_sp500
 
-from tasks.report import champion_path, choose_champion
+from tasks.run.report import champion_path, choose_champion
 from warehouse.store import query, read_run_report
 
 SHOWN = (1, 2, 3, 6, 9, 12)

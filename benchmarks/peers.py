@@ -2,16 +2,17 @@
 
 Run with ``make bench`` (after ``benchmarks/rolling.py --keep``) or
 ``.venv/bin/python benchmarks/peers.py --warehouse W``, where ``W`` holds a default
-``sp500 run``. The peers get the run's rolling plan exactly (``tasks.rolling.plan_rolling``
-with the run's settings): refitted at every origin on the log closes up to it, and from every
-month t until the next origin they forecast t+1 … t+12 with the origin's parameters applied to
-the closes up to t (statsforecast's ``forward``). Points are exp(mean log forecast).
+``sp500 run``. The peers get the run's rolling plan exactly (``plan_rolling`` of
+``tasks.evaluation.rolling``, with the run's settings): refitted at every origin on the log
+closes up to it, and from every month t until the next origin they forecast t+1 … t+12 with
+the origin's parameters applied to the closes up to t (statsforecast's ``forward``). Points
+are exp(mean log forecast).
 
-Two kinds of band for each peer: its own model intervals (Gaussian on the log scale), and the
-run's online conformal bands (``tasks.calibrate``, earlier errors only) around its points.
-Beside them, from the run's warehouse: its champion per horizon, ``mean`` and naive. Interval
-scores are compared on the forecast months where the champion has a band. Writes
-``benchmarks/results/peers.json`` and ``peers.md``.
+Two kinds of band for each peer: its own model intervals (Gaussian on the log scale), and
+the run's online conformal bands (``tasks.evaluation.calibrate``, earlier errors only)
+around its points. Beside them, from the run's warehouse: its champion per horizon,
+``mean`` and naive. Interval scores are compared on the forecast months where the champion
+has a band. Writes ``benchmarks/results/peers.json`` and ``peers.md``.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import DATA, describe, where_ran, write_results
 
 from core.settings import Settings
-from tasks.calibrate import interval_score
-from tasks.rolling import FORECAST_COLUMNS, calibrate_rolling, plan_rolling
-from tasks.windows import make_windows
+from tasks.data.windows import make_windows
+from tasks.evaluation.calibrate import interval_score
+from tasks.evaluation.rolling import FORECAST_COLUMNS, calibrate_rolling, plan_rolling
 from warehouse.store import query
 
 SHOWN = (1, 3, 6, 12)

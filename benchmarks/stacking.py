@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 from provenance import describe, where_ran
 
-from tasks.models import KERAS_BUILDERS
-from tasks.stacked import Member, batches_per_epoch, fit_stacked
-from tasks.windows import Windows, fit_scaler, make_windows
+from tasks.data.windows import Windows, fit_scaler, make_windows
+from tasks.models.registry import KERAS_BUILDERS
+from tasks.models.stacked import Member, batches_per_epoch, fit_stacked
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sp500_monthly.csv"

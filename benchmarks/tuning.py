@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import describe, where_ran
 
 from core.settings import KERAS_MODELS
-from tasks.models import KERAS_BUILDERS
-from tasks.validate import parse_prices
-from tasks.windows import Windows, WindowScaler, make_windows, split_chronologically
+from tasks.data.validate import parse_prices
+from tasks.data.windows import Windows, WindowScaler, make_windows, split_chronologically
+from tasks.models.registry import KERAS_BUILDERS
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sp500_monthly.csv"

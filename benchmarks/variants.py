@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import DATA, describe, where_ran, write_results
 
 from core.specs import canonical
-from tasks.evaluate import compare_models, evaluate
-from tasks.report import due_diligence
-from tasks.train import fit_model
-from tasks.validate import parse_prices
-from tasks.windows import fit_scaler, make_windows, split_chronologically
+from tasks.data.validate import parse_prices
+from tasks.data.windows import fit_scaler, make_windows, split_chronologically
+from tasks.evaluation.evaluate import compare_models, evaluate
+from tasks.models.train import fit_model
+from tasks.run.report import due_diligence
 
 SPECS = ("naive", "lstm", "conv1d_lstm", "conv1d_lstm[filters=64,kernel_size=5]")
 

@@ -510,7 +510,7 @@ def report(
     warehouse: WarehouseOption = None,
 ) -> None:
     """Print the leaderboard, forecasts and scorecard; write the forecast report PNG."""
-    from tasks.report import (  # noqa: PLC0415
+    from tasks.run.report import (  # noqa: PLC0415
         champion_path,
         choose_champion,
         drawn_path_note,

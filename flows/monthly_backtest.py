@@ -11,13 +11,13 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from core.errors import PipelineError
 from core.settings import Settings
 from flows.common import new_run_id, rename_flow_run, untagged_task_runs
-from tasks.backtest import backtest_segment, plan_backtest, summarize_backtest
-from tasks.ingest import download_csv
-from tasks.lifecycle import RunLifecycle, failure_message
-from tasks.publish import publish_backtest
-from tasks.report import backtest_table
-from tasks.validate import validate_prices
-from tasks.windows import MIN_TRAIN_SAMPLES, make_windows_task
+from tasks.data.ingest import download_csv
+from tasks.data.validate import validate_prices
+from tasks.data.windows import MIN_TRAIN_SAMPLES, make_windows_task
+from tasks.evaluation.backtest import backtest_segment, plan_backtest, summarize_backtest
+from tasks.run.lifecycle import RunLifecycle, failure_message
+from tasks.run.publish import publish_backtest
+from tasks.run.report import backtest_table
 from warehouse.store import BacktestOutput
 
 # A backtest holds the run lock while it fits: wait this long for a monthly run holding it

@@ -9,23 +9,23 @@ from prefect.states import Failed, State
 from core.errors import PipelineError, SettingsError, ValidationFailed
 from core.settings import Settings, mean_components
 from flows.common import new_run_id, rename_flow_run, untagged_task_runs
-from tasks.evaluate import compare_models_task, evaluate_model, rank_evaluations
-from tasks.forecast import forecast_next, with_live_bands
-from tasks.ingest import download_csv
-from tasks.lifecycle import RunLifecycle, failure_message
-from tasks.models import is_combination
-from tasks.persist import build_output
-from tasks.publish import publish_results, publish_validation_failure
-from tasks.report import month_span
-from tasks.rolling import (
+from tasks.data.ingest import download_csv
+from tasks.data.validate import validate_prices
+from tasks.data.windows import fit_scaler_task, make_windows_task, min_rows_needed, split_task
+from tasks.evaluation.evaluate import compare_models_task, evaluate_model, rank_evaluations
+from tasks.evaluation.forecast import forecast_next, with_live_bands
+from tasks.evaluation.rolling import (
     combine_rolling_task,
     evaluate_rolling,
     plan_rolling_task,
     score_rolling_task,
 )
-from tasks.train import TrainedModel, combine_model, train_model
-from tasks.validate import validate_prices
-from tasks.windows import fit_scaler_task, make_windows_task, min_rows_needed, split_task
+from tasks.models.registry import is_combination
+from tasks.models.train import TrainedModel, combine_model, train_model
+from tasks.run.lifecycle import RunLifecycle, failure_message
+from tasks.run.persist import build_output
+from tasks.run.publish import publish_results, publish_validation_failure
+from tasks.run.report import month_span
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from core.settings import Settings
 from flows.cli import app
 from flows.monthly_backtest import monthly_backtest
-from tasks.calibrate import LEVELS, WARM_UP, online_bands
+from tasks.evaluation.calibrate import LEVELS, WARM_UP, online_bands
 from tests.conftest import (
     REAL_CSV,
     LocalServer,

@@ -1,0 +1,444 @@
+"""Rolling-origin evaluation: refit every ``refit_every`` months, forecast 1 … H from each month.
+
+Origins o_1 < o_2 < … are months, every ``refit_every`` from ``evaluate_from`` up to the last
+month with a known next close. At origin o a model is fitted on the windows whose targets are
+≤ o (with a scaler fitted on those alone), and from every month t with o ≤ t < o_next it
+forecasts t+1 … t+H recursively from the window that ends at t: inputs up to t, weights
+from o. So each model gets, per horizon, one out-of-sample forecast for every month from
+``evaluate_from`` on, made by weights at most ``refit_every`` months old.
+
+A network's origins are the members of one stacked fit (one member per origin, seed
+``seed``): each trains only on its own windows. The baselines are fitted origin by origin.
+Bands come from ``tasks.evaluation.calibrate`` (earlier errors only); scores per model and horizon.
+
+Index conventions: sample j's window ends at month ``months[j] - 1`` (its forecast month t)
+and its target is ``months[j]``; at origin count c the fit sees samples ``[0, c)``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from core.errors import SettingsError
+from core.settings import Settings
+from tasks.data.windows import Windows, fit_scaler
+from tasks.evaluation.calibrate import LEVELS, interval_score, online_bands
+from tasks.evaluation.evaluate import COMPARISON_COLUMNS, compare_errors, mae, rmse
+from tasks.models.keras_quiet import keras
+from tasks.models.registry import FitOptions, model_spec
+from tasks.models.stacked import Member, StackedFit, fit_stacked
+from warehouse.store import TABLE_COLUMNS
+
+MIN_ROLLING_SAMPLES = 36  # windows the first origin's fit needs at least
+ROLLING_COLUMNS = TABLE_COLUMNS["rolling_predictions"]
+ROLLING_METRIC_COLUMNS = TABLE_COLUMNS["rolling_metrics"]
+CHAMPION_COLUMNS = TABLE_COLUMNS["rolling_champions"]
+
+
+@dataclass(frozen=True)
+class RollingPlan:
+    """Origin sample counts ``cuts`` (fit on ``[0, cut)``) and each origin's forecast windows.
+
+    Origin k forecasts from windows ``[cuts[k], stops[k])``.
+    """
+
+    cuts: tuple[int, ...]
+    stops: tuple[int, ...]
+    horizon: int
+
+    @property
+    def first(self) -> int:
+        """First forecast window."""
+        return self.cuts[0]
+
+
+def first_allowed_month(windows: Windows) -> pd.Timestamp:
+    """The earliest ``evaluate_from``: the month that leaves the first fit enough windows."""
+    return pd.Timestamp(windows.months[MIN_ROLLING_SAMPLES - 1])
+
+
+def plan_rolling(
+    windows: Windows, evaluate_from: str | None, refit_every: int, horizon: int
+) -> RollingPlan:
+    """Origins every ``refit_every`` months from ``evaluate_from`` (``YYYY-MM``).
+
+    ``None`` takes 1975-01, or the first allowed month if the series starts later.
+
+    Raises:
+        SettingsError: ``evaluate_from`` lies before the first month with enough windows
+            (``MIN_ROLLING_SAMPLES``) or at or after the last month with a known next close.
+    """
+    if refit_every < 1:
+        raise SettingsError(f"invalid settings: refit_every: must be at least 1, got {refit_every}")
+    months = windows.months
+    earliest = first_allowed_month(windows) if len(windows) >= MIN_ROLLING_SAMPLES else None
+    latest = (
+        pd.Timestamp(months[-2]) if len(months) > 1 else None
+    )  # forecast month of the last window
+    if earliest is None or latest is None or earliest > latest:
+        raise SettingsError(
+            f"invalid settings: a rolling evaluation needs more than {MIN_ROLLING_SAMPLES}"
+            f" windows; the data gives {len(windows)}"
+        )
+    if evaluate_from is None:
+        start = max(pd.Timestamp("1975-01-01"), earliest)
+    else:
+        start = pd.Timestamp(f"{evaluate_from}-01")
+        if start < earliest or start > latest:
+            raise SettingsError(
+                f"invalid settings: evaluate_from: {evaluate_from} is outside {earliest:%Y-%m}"
+                f" … {latest:%Y-%m} (the first origin needs {MIN_ROLLING_SAMPLES} windows, and"
+                " a later month to forecast)"
+            )
+    start = min(start, latest)
+    first = int(np.searchsorted(months, start, side="right"))  # windows with target ≤ start
+    cuts = tuple(range(first, len(windows), refit_every))
+    stops = (*cuts[1:], len(windows))
+    return RollingPlan(cuts=cuts, stops=stops, horizon=horizon)
+
+
+def _path_frame(
+    model: str, windows: Windows, plan: RollingPlan, k: int, paths: np.ndarray
+) -> pd.DataFrame:
+    """Rows of origin k's forecasts whose target month has arrived."""
+    cut, stop = plan.cuts[k], plan.stops[k]
+    rows = []
+    n = len(windows)
+    origin = windows.months[cut - 1]
+    for j in range(cut, stop):
+        made = windows.months[j] - pd.DateOffset(months=1)
+        for h in range(1, plan.horizon + 1):
+            target = j + h - 1
+            if target >= n:
+                break
+            rows.append(
+                {
+                    "model": model,
+                    "origin_month": origin,
+                    "forecast_month": made,
+                    "horizon": h,
+                    "target_month": windows.months[target],
+                    "point": float(paths[j - cut, h - 1]),
+                    "actual": float(windows.y[target]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def stacked_paths(
+    fit: StackedFit, blocks: list[np.ndarray], horizon: int, seeds: int = 1
+) -> list[np.ndarray]:
+    """Recursive forecasts of each origin from its own raw windows ``blocks[k]``: ``(n_k, H)``.
+
+    Members ``k * seeds … (k + 1) * seeds - 1`` are origin k's ensemble: each step's forecast
+    is their mean, fed back as the ensemble's own rule does. One network call per step serves
+    every member; short blocks are padded with their last window (the padding is dropped).
+    """
+    size = max(len(b) for b in blocks)
+    current = [np.concatenate([b, np.repeat(b[-1:], size - len(b), axis=0)]) for b in blocks]
+    paths = [np.empty((size, horizon)) for _ in blocks]
+    for h in range(horizon):
+        inputs = np.stack(
+            [m.scaler.transform_X(current[g // seeds]) for g, m in enumerate(fit.members)],
+            axis=1,
+        )
+        scaled = keras.ops.convert_to_numpy(fit.network(inputs, training=False))
+        for k in range(len(blocks)):
+            steps = [
+                fit.members[g].scaler.inverse_y(scaled[:, g], current[k])
+                for g in range(k * seeds, (k + 1) * seeds)
+            ]
+            step = np.mean(steps, axis=0)
+            paths[k][:, h] = step
+            current[k] = np.concatenate([current[k][:, 1:], step[:, None]], axis=1)
+    return [p[: len(b)] for p, b in zip(paths, blocks, strict=True)]
+
+
+def rolling_forecasts(
+    model: str,
+    windows: Windows,
+    plan: RollingPlan,
+    *,
+    scaling: str,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    seeds: int = 1,
+) -> tuple[pd.DataFrame, float]:
+    """Every origin's recursive forecasts for one model, and the fitting seconds.
+
+    A network fits ``seeds`` members per origin (seeds ``seed`` …), all in one stacked fit,
+    and forecasts with each origin's ensemble; a baseline ignores ``seeds``.
+
+    Returns:
+        Rows ``model, origin_month, forecast_month, horizon, target_month, point, actual``
+        (bands are added by ``calibrate_rolling``) and the seconds the fits took.
+    """
+    spec = model_spec(model)
+    started = time.perf_counter()
+    blocks = [windows.X[c:s] for c, s in zip(plan.cuts, plan.stops, strict=True)]
+    scalers = [fit_scaler(scaling, windows.part(0, c)) for c in plan.cuts]  # type: ignore[arg-type]
+    if spec.builder is None:
+        paths = []
+        for c, block, scaler in zip(plan.cuts, blocks, scalers, strict=True):
+            fitted = spec.fit(windows.part(0, c), scaler, FitOptions(epochs, batch_size, seed))
+            paths.append(fitted.paths(block, plan.horizon))
+    else:
+        members = [
+            Member(s, c, scaler, f"origin {windows.months[c - 1]:%Y-%m} (seed {s})")
+            for c, scaler in zip(plan.cuts, scalers, strict=True)
+            for s in range(seed, seed + seeds)
+        ]
+        fit = fit_stacked(
+            model,
+            spec.builder,
+            windows.part(0, plan.cuts[-1]),
+            members,
+            epochs=epochs,
+            batch_size=batch_size,
+        )
+        paths = stacked_paths(fit, blocks, plan.horizon, seeds)
+    seconds = time.perf_counter() - started
+    frames = [_path_frame(model, windows, plan, k, p) for k, p in enumerate(paths)]
+    return pd.concat(frames, ignore_index=True), seconds
+
+
+_KEYS = ["origin_month", "forecast_month", "horizon", "target_month"]
+FORECAST_COLUMNS = ["model", *_KEYS, "point", "actual"]  # rolling_forecasts's, before bands
+
+
+def combine_rolling(name: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """A combination's rolling forecasts (``mean``): its components' points, row by row.
+
+    Every component went through the same plan, so each has the same rows; the point of the
+    combination at (forecast month, horizon) is the mean of theirs.
+
+    Raises:
+        ValueError: no components, or components whose rows differ.
+    """
+    if not frames:
+        raise ValueError(f"{name} needs at least one model's rolling forecasts to combine")
+    keyed = [f.set_index(_KEYS).sort_index() for f in frames]
+    first = keyed[0]
+    if any(not k.index.equals(first.index) for k in keyed[1:]):
+        raise ValueError(f"{name}: the rolling forecasts to combine cover different months")
+    points = np.mean([k["point"].to_numpy() for k in keyed], axis=0)
+    out = first[["actual"]].assign(point=points, model=name).reset_index()
+    return out[FORECAST_COLUMNS]
+
+
+def _month_number(months: pd.Series) -> np.ndarray:
+    stamps = pd.DatetimeIndex(months)
+    return (stamps.year * 12 + stamps.month - 1).to_numpy(dtype=np.int64)
+
+
+def calibrate_rolling(
+    forecasts: pd.DataFrame, last_month: pd.Timestamp
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Add online bands to one model's rolling forecasts; also the bands after the last month.
+
+    Returns:
+        The forecasts with ``lower_80 … upper_95`` (prices; NaN during the warm-up), and the
+        live bands: one row per horizon, ``horizon, lower_80 … upper_95`` as log offsets
+        from the point (NaN where the horizon has too few errors yet).
+    """
+    out = forecasts.sort_values(["horizon", "forecast_month"], kind="stable").reset_index(drop=True)
+    for level in LEVELS:
+        pct = round(level * 100)
+        out[f"lower_{pct}"] = math.nan
+        out[f"upper_{pct}"] = math.nan
+    last = int(_month_number(pd.Series([last_month]))[0])
+    live = []
+    for h, group in out.groupby("horizon", sort=True):
+        made = _month_number(group["forecast_month"])
+        errors = np.log(group["actual"].to_numpy() / group["point"].to_numpy())
+        bands = online_bands(made, int(h), errors, last)
+        row: dict[str, float] = {"horizon": int(h)}
+        point = group["point"].to_numpy()
+        for level in LEVELS:
+            pct = round(level * 100)
+            out.loc[group.index, f"lower_{pct}"] = point * np.exp(bands.lower[level])
+            out.loc[group.index, f"upper_{pct}"] = point * np.exp(bands.upper[level])
+            row[f"lower_{pct}"] = bands.final_lower[level]
+            row[f"upper_{pct}"] = bands.final_upper[level]
+        live.append(row)
+    ordered = out.sort_values(["forecast_month", "horizon"], kind="stable").reset_index(drop=True)
+    return ordered[ROLLING_COLUMNS], pd.DataFrame(live)
+
+
+def naive_points(forecasts: pd.DataFrame, windows: Windows) -> np.ndarray:
+    """Naive's forecast for each row: the close of its forecast month (flat at every h)."""
+    index = {m: i for i, m in enumerate(windows.months)}
+    targets = forecasts["forecast_month"] + pd.DateOffset(months=1)
+    return windows.last[[index[m] for m in targets]]
+
+
+def rolling_metrics(predictions: pd.DataFrame, windows: Windows) -> pd.DataFrame:
+    """Per model and horizon: accuracy against naive, and coverage and scores of the bands.
+
+    ``coverage_*``, ``interval_score_*`` (Winkler, index points) and ``width_95`` (the
+    95 % band's width as a share of the point) count only forecasts that have a band.
+    """
+    rows = []
+    predictions = predictions.reset_index(drop=True)
+    naive = naive_points(predictions, windows)
+    for (model, h), group in predictions.groupby(["model", "horizon"], sort=False):
+        actual, point = group["actual"].to_numpy(), group["point"].to_numpy()
+        naive_rmse = rmse(actual, naive[group.index])
+        banded = group.dropna(subset=["lower_95"])
+        row = {
+            "model": model,
+            "horizon": int(h),
+            "n": len(group),
+            "rmse": rmse(actual, point),
+            "mae": mae(actual, point),
+            "theil_u2": rmse(actual, point) / naive_rmse if naive_rmse > 0 else math.nan,
+        }
+        for level in LEVELS:
+            pct = round(level * 100)
+            low, high = banded[f"lower_{pct}"], banded[f"upper_{pct}"]
+            inside = (banded["actual"] >= low) & (banded["actual"] <= high)
+            row[f"coverage_{pct}"] = float(inside.mean()) if len(banded) else math.nan
+            scores = interval_score(banded["actual"], low, high, level)
+            row[f"interval_score_{pct}"] = float(np.mean(scores)) if len(banded) else math.nan
+        width = (banded["upper_95"] - banded["lower_95"]) / banded["point"]
+        row["width_95"] = float(width.mean()) if len(banded) else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows, columns=ROLLING_METRIC_COLUMNS)
+
+
+def rolling_comparisons(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Diebold-Mariano tests of the due-diligence pairs at every horizon (lag h - 1, HLN).
+
+    Errors are in index points, paired on the forecast month.
+    """
+    errors = predictions.assign(error=predictions["actual"] - predictions["point"])
+    frames = []
+    for h, at_h in errors.groupby("horizon", sort=True):
+        by_model = {
+            m: g.set_index("forecast_month")["error"] for m, g in at_h.groupby("model", sort=False)
+        }
+        frames.append(compare_errors(by_model, "rolling", int(h)))
+    return pd.concat(frames, ignore_index=True)[COMPARISON_COLUMNS]
+
+
+def choose_champions(metrics: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame:
+    """Per horizon, the lowest rolling RMSE among models that beat naive (theil_u2 < 1).
+
+    Where none does, naive itself (or, without naive, the lowest RMSE). ``dm_pvalue`` is the
+    champion's Diebold-Mariano p-value against naive at that horizon (NaN for naive).
+    """
+    against_naive = comparisons[
+        (comparisons["baseline"] == "naive") & (comparisons["split"] == "rolling")
+    ].set_index(["model", "horizon"])["dm_pvalue"]
+    rows = []
+    for h, group in metrics.groupby("horizon", sort=True):
+        better = group[group["theil_u2"] < 1.0]
+        if len(better):
+            best = better.loc[better["rmse"].idxmin()]
+        elif (group["model"] == "naive").any():
+            best = group[group["model"] == "naive"].iloc[0]
+        else:
+            best = group.loc[group["rmse"].idxmin()]
+        pvalue = against_naive.get((best["model"], int(h)), math.nan)
+        rows.append(
+            {"horizon": int(h), "model": best["model"], "rmse": best["rmse"], "dm_pvalue": pvalue}
+        )
+    return pd.DataFrame(rows, columns=CHAMPION_COLUMNS)
+
+
+@dataclass(frozen=True)
+class RollingResults:
+    """A run's rolling evaluation: forecasts with bands, scores, tests, champions, live bands.
+
+    ``live`` holds, per model and horizon, the log offsets of the bands a forecast made at the
+    last month gets (``model, horizon, lower_80 … upper_95``; NaN before the warm-up ends).
+    """
+
+    predictions: pd.DataFrame
+    metrics: pd.DataFrame
+    comparisons: pd.DataFrame
+    champions: pd.DataFrame
+    live: pd.DataFrame
+
+
+def score_rolling(frames: list[pd.DataFrame], windows: Windows) -> RollingResults:
+    """Calibrate every model's rolling forecasts, score them and choose the champions."""
+    calibrated, live = [], []
+    for frame in frames:
+        banded, bands = calibrate_rolling(frame, windows.months[-1])
+        calibrated.append(banded)
+        live.append(bands.assign(model=frame["model"].iloc[0]))
+    predictions = pd.concat(calibrated, ignore_index=True)
+    metrics = rolling_metrics(predictions, windows)
+    comparisons = rolling_comparisons(predictions)
+    return RollingResults(
+        predictions=predictions,
+        metrics=metrics,
+        comparisons=comparisons,
+        champions=choose_champions(metrics, comparisons),
+        live=pd.concat(live, ignore_index=True),
+    )
+
+
+@task(name="plan_rolling", cache_policy=NO_CACHE)
+def plan_rolling_task(windows: Windows, settings: Settings) -> RollingPlan:
+    """The run's rolling origins from its settings; impossible ones fail in one line."""
+    plan = plan_rolling(windows, settings.evaluate_from, settings.refit_every, settings.horizon)
+    get_run_logger().info(
+        "rolling evaluation: %d origins every %d months, forecasts from %s",
+        len(plan.cuts),
+        settings.refit_every,
+        f"{windows.months[plan.first] - pd.DateOffset(months=1):%Y-%m}",
+    )
+    return plan
+
+
+@task(name="evaluate_rolling", task_run_name="rolling-{name}", cache_policy=NO_CACHE)
+def evaluate_rolling(
+    name: str, windows: Windows, plan: RollingPlan, settings: Settings
+) -> pd.DataFrame:
+    """One model's rolling forecasts (one stacked fit of every origin for a network)."""
+    frame, seconds = rolling_forecasts(
+        name,
+        windows,
+        plan,
+        scaling=settings.scaling,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+    )
+    get_run_logger().info(
+        "%s: rolling evaluation, %d origins fitted in %.1f s", name, len(plan.cuts), seconds
+    )
+    return frame
+
+
+@task(name="combine_rolling", task_run_name="rolling-{name}", cache_policy=NO_CACHE)
+def combine_rolling_task(name: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """A combination's rolling forecasts from its components' (no fit of its own)."""
+    frame = combine_rolling(name, frames)
+    get_run_logger().info(
+        "%s: rolling forecasts, mean of %s", name, ", ".join(f["model"].iloc[0] for f in frames)
+    )
+    return frame
+
+
+@task(name="score_rolling", cache_policy=NO_CACHE)
+def score_rolling_task(frames: list[pd.DataFrame], windows: Windows) -> RollingResults:
+    """Bands, scores, per-horizon tests and champions of the rolling evaluation."""
+    results = score_rolling(frames, windows)
+    logger = get_run_logger()
+    for row in results.champions.itertuples(index=False):
+        if row.horizon in (1, 3, 6, 12):
+            logger.info(
+                "rolling champion at h = %d: %s (rmse %.1f)", row.horizon, row.model, row.rmse
+            )
+    return results

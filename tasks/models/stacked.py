@@ -1,0 +1,470 @@
+"""Stacked training: G independent copies of one registry network fitted as one Keras model.
+
+Every weight of the registry's network gets a leading member axis. Member g of the stacked
+model computes exactly what the registry network computes with weights ``w[g]`` (same layers,
+gate equations, activations and causal padding), and members never mix: each member's
+outputs depend only on its own weights and inputs, and each member's loss only on its own
+samples. So one ``fit`` trains G networks for roughly the fixed cost of one.
+
+Inside the model, tensors are member-major, ``(G, batch, ...)``, so every product is a
+batched ``matmul`` over the member axis. Only Keras 3 ops are used (backend-neutral).
+
+Weight layout: the stacked model's ``get_weights()`` is the registry model's list with a
+leading axis of size G, in the same order. Initialising a member is building the registry
+network under its seed; exporting a member is the reverse, so saved files stay plain Keras.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.errors import PipelineError
+from tasks.data.windows import Scaler, Windows
+from tasks.models.keras_quiet import keras, ops
+
+KerasBuilder = Callable[[int, int], keras.Model]
+"""``builder(window, seed)``: the same seed always gives the same initial weights."""
+
+
+def _matmul(x: object, w: object) -> object:
+    """``(G, N, i) @ (G, i, o) -> (G, N, o)``; one member takes the plain 2-D kernel."""
+    if w.shape[0] == 1:
+        return ops.expand_dims(ops.matmul(x[0], w[0]), 0)
+    return ops.matmul(x, w)
+
+
+def _batched(x: object, w: object) -> object:
+    """``(G, B, ..., i) @ (G, i, o) -> (G, B, ..., o)``: each member by its own matrix."""
+    shape = ops.shape(x)
+    flat = ops.reshape(x, (shape[0], -1, shape[-1]))
+    out = _matmul(flat, w)
+    return ops.reshape(out, (*shape[:-1], ops.shape(w)[-1]))
+
+
+class StackedDense(keras.layers.Layer):
+    """G Dense layers: ``(G, B, i) -> (G, B, units)``."""
+
+    def __init__(self, members: int, units: int, activation: str | None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.members, self.units = members, units
+        self.activation = keras.activations.get(activation)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:  # noqa: D102
+        g, i = self.members, input_shape[-1]
+        self.kernel = self.add_weight(shape=(g, i, self.units), initializer="zeros", name="kernel")
+        self.bias = self.add_weight(shape=(g, self.units), initializer="zeros", name="bias")
+
+    def call(self, x: object) -> object:  # noqa: D102
+        return self.activation(_batched(x, self.kernel) + self.bias[:, None, :])
+
+
+class StackedCausalConv1D(keras.layers.Layer):
+    """G causal Conv1D layers (stride 1, no dilation): ``(G, B, T, C) -> (G, B, T, filters)``."""
+
+    def __init__(
+        self, members: int, filters: int, kernel_size: int, activation: str | None, **kwargs
+    ) -> None:
+        super().__init__(**kwargs)
+        self.members, self.filters, self.kernel_size = members, filters, kernel_size
+        self.activation = keras.activations.get(activation)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:  # noqa: D102
+        g, c, k = self.members, input_shape[-1], self.kernel_size
+        self.kernel = self.add_weight(shape=(g, k, c, self.filters), initializer="zeros")
+        self.bias = self.add_weight(shape=(g, self.filters), initializer="zeros")
+
+    def call(self, x: object) -> object:  # noqa: D102
+        k = self.kernel_size
+        steps = ops.shape(x)[2]
+        # causal: k - 1 zeros before the first month, so step t sees months t-k+1 … t only
+        padded = ops.pad(x, ((0, 0), (0, 0), (k - 1, 0), (0, 0)))
+        out = self.bias[:, None, None, :]
+        for j in range(k):
+            out = out + _batched(padded[:, :, j : j + steps, :], self.kernel[:, j])
+        return self.activation(out)
+
+
+class _StackedRecurrent(keras.layers.Layer):
+    """Base of the G-member recurrent layers; returns the last hidden state ``(G, B, units)``."""
+
+    gates = 1
+
+    def __init__(
+        self,
+        members: int,
+        units: int,
+        activation: str,
+        recurrent_activation: str | None = None,  # gated cells only
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.members, self.units = members, units
+        self.activation = keras.activations.get(activation)
+        self.recurrent_activation = keras.activations.get(recurrent_activation)
+
+    def bias_shape(self) -> tuple[int, ...]:
+        """Per-member shape of the bias, as the Keras cell stores it."""
+        return (self.gates * self.units,)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        g, i, width = self.members, input_shape[-1], self.gates * self.units
+        self.kernel = self.add_weight(shape=(g, i, width), initializer="zeros", name="kernel")
+        self.recurrent_kernel = self.add_weight(
+            shape=(g, self.units, width), initializer="zeros", name="recurrent_kernel"
+        )
+        self.bias = self.add_weight(shape=(g, *self.bias_shape()), initializer="zeros", name="bias")
+
+    def input_bias(self) -> object:
+        """Bias added to the input projection, shape ``(G, gates * units)``."""
+        return self.bias
+
+    def call(self, x: object) -> object:
+        # the input projection of every step at once, then the recurrence step by step
+        projected = _batched(x, self.kernel) + self.input_bias()[:, None, None, :]
+        batch = ops.shape(x)[1]
+        state = self.initial_state(batch)
+        # unstack once: the gradient of a stack is cheap, that of T strided slices is not
+        for x_t in ops.unstack(projected, axis=2):
+            state = self.step(x_t, state)
+        return state[0]
+
+    def initial_state(self, batch: object) -> tuple[object, ...]:
+        """Zero hidden state ``(G, B, units)``."""
+        return (ops.zeros((self.members, batch, self.units)),)
+
+    def step(self, x_t: object, state: tuple[object, ...]) -> tuple[object, ...]:
+        """One time step from the projected input ``(G, B, gates * units)``."""
+        raise NotImplementedError
+
+
+class StackedSimpleRNN(_StackedRecurrent):
+    """G SimpleRNN layers: ``h = activation(x W + b + h U)``."""
+
+    def step(self, x_t: object, state: tuple[object, ...]) -> tuple[object, ...]:  # noqa: D102
+        return (self.activation(x_t + _matmul(state[0], self.recurrent_kernel)),)
+
+
+class StackedGRU(_StackedRecurrent):
+    """G GRU layers in Keras 3's ``reset_after=True`` form (gate order z, r, h).
+
+    ``z = sigmoid(x W_z + b_z + h U_z + c_z)``, ``r = sigmoid(x W_r + b_r + h U_r + c_r)``,
+    ``ĥ = tanh(x W_h + b_h + r ⊙ (h U_h + c_h))``, ``h' = z ⊙ h + (1 - z) ⊙ ĥ``;
+    ``b`` is the input bias (row 0 of Keras's ``(2, 3u)`` bias), ``c`` the recurrent one.
+    """
+
+    gates = 3
+
+    def bias_shape(self) -> tuple[int, ...]:  # noqa: D102
+        return (2, self.gates * self.units)
+
+    def input_bias(self) -> object:  # noqa: D102
+        return self.bias[:, 0, :]
+
+    def step(self, x_t: object, state: tuple[object, ...]) -> tuple[object, ...]:  # noqa: D102
+        h = state[0]
+        inner = _matmul(h, self.recurrent_kernel) + self.bias[:, 1, None, :]
+        x_z, x_r, x_h = ops.split(x_t, 3, axis=-1)
+        h_z, h_r, h_h = ops.split(inner, 3, axis=-1)
+        z = self.recurrent_activation(x_z + h_z)
+        r = self.recurrent_activation(x_r + h_r)
+        candidate = self.activation(x_h + r * h_h)
+        return (z * h + (1.0 - z) * candidate,)
+
+
+class StackedLSTM(_StackedRecurrent):
+    """G LSTM layers (gate order i, f, c, o).
+
+    ``z = x W + b + h U`` split into four; ``c' = sigmoid(z_f) ⊙ c + sigmoid(z_i) ⊙ tanh(z_c)``
+    and ``h' = sigmoid(z_o) ⊙ tanh(c')``.
+    """
+
+    gates = 4
+
+    def initial_state(self, batch: object) -> tuple[object, ...]:  # noqa: D102
+        zeros = ops.zeros((self.members, batch, self.units))
+        return (zeros, zeros)
+
+    def step(self, x_t: object, state: tuple[object, ...]) -> tuple[object, ...]:  # noqa: D102
+        h, c = state
+        z = x_t + _matmul(h, self.recurrent_kernel)
+        z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
+        c = self.recurrent_activation(z_f) * c + self.recurrent_activation(z_i) * self.activation(
+            z_c
+        )
+        return (self.recurrent_activation(z_o) * self.activation(c), c)
+
+
+def _rnn_args(layer: keras.layers.Layer, names: Sequence[str]) -> dict[str, object]:
+    config = layer.get_config()
+    if config.get("return_sequences") or config.get("go_backwards") or config.get("stateful"):
+        raise TypeError(f"{layer.name}: only last-state, forward, stateless RNNs stack")
+    if config.get("dropout") or config.get("recurrent_dropout") or not config.get("use_bias"):
+        raise TypeError(f"{layer.name}: dropout or a missing bias has no stacked form")
+    return {name: config[name] for name in names}
+
+
+def _stack_simple_rnn(layer: keras.layers.Layer, g: int) -> keras.layers.Layer:
+    return StackedSimpleRNN(g, **_rnn_args(layer, ("units", "activation")))  # type: ignore[arg-type]
+
+
+def _stack_gru(layer: keras.layers.Layer, g: int) -> keras.layers.Layer:
+    if not layer.get_config().get("reset_after"):
+        raise TypeError(f"{layer.name}: only reset_after=True GRUs stack")
+    return StackedGRU(g, **_rnn_args(layer, ("units", "activation", "recurrent_activation")))  # type: ignore[arg-type]
+
+
+def _stack_lstm(layer: keras.layers.Layer, g: int) -> keras.layers.Layer:
+    return StackedLSTM(g, **_rnn_args(layer, ("units", "activation", "recurrent_activation")))  # type: ignore[arg-type]
+
+
+def _stack_conv1d(layer: keras.layers.Layer, g: int) -> keras.layers.Layer:
+    config = layer.get_config()
+    plain = (
+        config["padding"] == "causal"
+        and tuple(config["strides"]) == (1,)
+        and tuple(config["dilation_rate"]) == (1,)
+        and config["groups"] == 1
+        and config["use_bias"]
+    )
+    if not plain:
+        raise TypeError(f"{layer.name}: only causal, stride-1, undilated Conv1D layers stack")
+    (kernel_size,) = config["kernel_size"]
+    return StackedCausalConv1D(g, config["filters"], kernel_size, config["activation"])
+
+
+def _stack_dense(layer: keras.layers.Layer, g: int) -> keras.layers.Layer:
+    config = layer.get_config()
+    if not config["use_bias"]:
+        raise TypeError(f"{layer.name}: a Dense layer without bias has no stacked form")
+    return StackedDense(g, config["units"], config["activation"])
+
+
+STACKERS: dict[type, Callable[[keras.layers.Layer, int], keras.layers.Layer]] = {
+    keras.layers.SimpleRNN: _stack_simple_rnn,
+    keras.layers.GRU: _stack_gru,
+    keras.layers.LSTM: _stack_lstm,
+    keras.layers.Conv1D: _stack_conv1d,
+    keras.layers.Dense: _stack_dense,
+}
+
+
+class StackedNetwork(keras.Model):
+    """G copies of a chain of layers; inputs ``(B, G, T, C)``, outputs ``(B, G)``."""
+
+    def __init__(self, layers: list[keras.layers.Layer], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.chain = layers
+
+    def call(self, inputs: object) -> object:  # noqa: D102
+        x = ops.transpose(inputs, (1, 0, 2, 3))  # member-major
+        for layer in self.chain:
+            x = layer(x)
+        return ops.transpose(ops.squeeze(x, axis=-1), (1, 0))
+
+
+def stack_template(template: keras.Model, members: int) -> StackedNetwork:
+    """Build the G-member stacked form of a registry network (weights zero until set).
+
+    Raises:
+        TypeError: the network has a layer (or layer option) with no stacked form.
+    """
+    if template.output_shape[1:] != (1,):
+        raise TypeError(f"{template.name}: stacking needs one output per sample")
+    layers = []
+    for layer in template.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        stacker = STACKERS.get(type(layer))
+        if stacker is None:
+            raise TypeError(f"{template.name}: no stacked form for layer {type(layer).__name__}")
+        layers.append(stacker(layer, members))
+    network = StackedNetwork(layers, name=f"stacked_{template.name}")
+    window, channels = template.input_shape[1:]
+    network(np.zeros((1, members, window, channels), dtype=keras.config.floatx()))  # builds
+    return network
+
+
+def masked_member_loss(y_true: object, y_pred: object) -> object:
+    """Sum over members of each member's mean squared error on its own samples of the batch.
+
+    ``y_true`` is ``(B, G, 2)``: the scaled target and a 0/1 weight saying whether the sample
+    is in that member's training data. Each member's errors are averaged over its own samples
+    in the batch, as a separate fit averages over its batch, so members with fewer samples
+    are not pulled by the others' months; a sample outside a member adds exactly zero.
+    """
+    target, weight = y_true[..., 0], y_true[..., 1]
+    squared = ops.where(weight > 0, ops.square(y_pred - target), ops.zeros_like(target))
+    count = ops.maximum(ops.sum(weight, axis=0), 1.0)
+    return ops.sum(ops.sum(squared, axis=0) / count)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member of a stacked fit: it trains on samples ``[0, samples)`` with its own scaler.
+
+    ``label`` names it in logs and errors (e.g. the backtest origin's month).
+    """
+
+    seed: int
+    samples: int
+    scaler: Scaler
+    label: str
+
+
+@dataclass
+class StackedFit:
+    """A fitted stacked network, its members, and the time the fit took."""
+
+    name: str
+    builder: KerasBuilder
+    network: StackedNetwork
+    members: tuple[Member, ...]
+    window: int
+    n_params: int  # of one member, as the registry network counts them
+    train_seconds: float = 0.0
+
+    def inputs(self, X: np.ndarray) -> np.ndarray:
+        """Raw windows ``(n, w)`` scaled by every member's scaler: ``(n, G, w, 1)``."""
+        return np.stack([m.scaler.transform_X(X) for m in self.members], axis=1)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Every member's price forecast for each raw window: ``(n, G)``."""
+        scaled = keras.ops.convert_to_numpy(self.network(self.inputs(X), training=False))
+        return np.stack(
+            [m.scaler.inverse_y(scaled[:, g], X) for g, m in enumerate(self.members)], axis=1
+        )
+
+    def member_weights(self, g: int) -> list[np.ndarray]:
+        """Member ``g``'s weights in the registry network's order."""
+        return [w[g] for w in self.network.get_weights()]
+
+    def export(self, g: int) -> keras.Model:
+        """Member ``g`` as the registry's standard Keras model (plain layers, no project code)."""
+        model = self.builder(self.window, self.members[g].seed)
+        model.set_weights(self.member_weights(g))
+        return model
+
+
+def batches_per_epoch(n_samples: int, batch_size: int) -> int:
+    """Number of training batches in one epoch of ``n_samples`` (the last one may be short)."""
+    return max(1, math.ceil(n_samples / batch_size))
+
+
+def initial_weights(builder: KerasBuilder, window: int, seed: int) -> list:
+    """The registry network's initial weights under ``seed`` (what a separate fit starts from)."""
+    return builder(window, seed).get_weights()
+
+
+def build_stacked(
+    name: str, builder: KerasBuilder, window: int, members: Sequence[Member]
+) -> StackedFit:
+    """A stacked network whose member g starts from the registry network under its own seed."""
+    if not members:
+        raise ValueError("a stacked fit needs at least one member")
+    template = builder(window, members[0].seed)  # also member 0's initialisation
+    network = stack_template(template, len(members))
+    per_member = [template.get_weights()]
+    per_member += [initial_weights(builder, window, m.seed) for m in members[1:]]
+    network.set_weights([np.stack(ws) for ws in zip(*per_member, strict=True)])
+    return StackedFit(
+        name=name,
+        builder=builder,
+        network=network,
+        members=tuple(members),
+        window=window,
+        n_params=template.count_params(),
+    )
+
+
+def training_arrays(fit: StackedFit, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs ``(n, G, w, 1)`` and targets ``(n, G, 2)`` (scaled target, member weight).
+
+    A sample outside a member's data is zero in that member's inputs and target, so no value
+    after its cut-off enters its computation at all, not even with a zero weight.
+    """
+    n = max(m.samples for m in fit.members)
+    inputs = np.zeros((n, len(fit.members), fit.window, 1), dtype=keras.config.floatx())
+    targets = np.zeros((n, len(fit.members), 2), dtype=keras.config.floatx())
+    for g, m in enumerate(fit.members):
+        X, y = windows.X[: m.samples], windows.y[: m.samples]
+        inputs[: m.samples, g] = m.scaler.transform_X(X)
+        targets[: m.samples, g, 0] = m.scaler.transform_y(y, X)
+        targets[: m.samples, g, 1] = 1.0
+    return inputs, targets
+
+
+class _EpochReport(keras.callbacks.Callback):
+    def __init__(self, report: Callable[[int, float], None], epochs: int, g: int) -> None:
+        super().__init__()
+        self.report, self.epochs, self.members = report, epochs, g
+        self.every = max(1, epochs // 6)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        done = epoch + 1
+        if done % self.every == 0 or done == self.epochs:
+            loss = float((logs or {}).get("loss", math.nan)) / self.members  # mean of members
+            self.report(done, loss)
+
+
+def check_finite(fit: StackedFit) -> None:
+    """Fail, naming the model and member, if any member's weights are no longer finite.
+
+    Raises:
+        PipelineError: a member diverged (its loss became NaN or infinite).
+    """
+    bad = set()
+    for weights in fit.network.get_weights():
+        flat = weights.reshape(len(fit.members), -1)
+        bad.update(np.flatnonzero(~np.isfinite(flat).all(axis=1)).tolist())
+    if bad:
+        labels = ", ".join(fit.members[g].label for g in sorted(bad))
+        raise PipelineError(f"{fit.name}: training diverged (NaN loss) for {labels}")
+
+
+def fit_stacked(
+    name: str,
+    builder: KerasBuilder,
+    windows: Windows,
+    members: Sequence[Member],
+    *,
+    epochs: int,
+    batch_size: int,
+    report: Callable[[int, float], None] | None = None,
+) -> StackedFit:
+    """Fit G members of one network in one Keras ``fit`` on the windows they share.
+
+    Batches are drawn from samples ``[0, max(samples))``; each member learns only from its
+    own first ``samples`` (its 0/1 weight), scaled by its own scaler.
+
+    Raises:
+        PipelineError: a member's loss became NaN (names the model and the member).
+    """
+    started = time.perf_counter()
+    window = windows.X.shape[1]
+    fit = build_stacked(name, builder, window, members)
+    X, targets = training_arrays(fit, windows)
+    keras.utils.set_random_seed(members[0].seed)  # the batch order
+    # One compiled call runs a whole epoch: the same batches and updates as one call per
+    # batch, without the Python round trip between steps.
+    fit.network.compile(
+        optimizer=keras.optimizers.Adam(),
+        loss=masked_member_loss,
+        steps_per_execution=batches_per_epoch(len(X), batch_size),
+    )
+    fit.network.fit(
+        X,
+        targets,
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=[_EpochReport(report, epochs, len(members))] if report else [],
+    )
+    fit.train_seconds = time.perf_counter() - started
+    check_finite(fit)
+    return fit

@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.errors import PipelineError
+from tasks.data.windows import Windows, fit_scaler, make_windows
+from tasks.models.registry import KERAS_BUILDERS, model_spec
+from tasks.models.stacked import (
+    Member,
+    batches_per_epoch,
+    build_stacked,
+    check_finite,
+    fit_stacked,
+    stack_template,
+    training_arrays,
+)
+
+PARAMS = {"simple_rnn": 1633, "gru": 3905, "lstm": 4897, "conv1d_lstm": 8993}
+
+
+def series_windows(n: int = 70, seed: int = 5) -> Windows:
+    close = 100 * np.exp(np.cumsum(np.random.default_rng(seed).normal(0.005, 0.04, n)))
+    return make_windows(close, pd.date_range("2000-01-01", periods=n, freq="MS"), 12)
+
+
+def members_of(windows: Windows, cuts: list[int], seeds: list[int]) -> list[Member]:
+    return [
+        Member(seed, cut, fit_scaler("window", windows.part(0, cut)), f"origin {k}")
+        for k, (cut, seed) in enumerate(zip(cuts, seeds, strict=True))
+    ]
+
+
+@pytest.mark.parametrize(
+    ("n_samples", "batch_size", "expected"),
+    [(724, 32, 23), (64, 32, 2), (65, 32, 3), (5, 32, 1), (0, 32, 1)],
+)
+@pytest.mark.unit
+def test_batches_per_epoch(n_samples: int, batch_size: int, expected: int) -> None:
+    assert batches_per_epoch(n_samples, batch_size) == expected
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name", sorted(KERAS_BUILDERS))
+def test_every_member_exports_to_the_registry_network(name: str, float64: None) -> None:
+    """Same weights layout and parameter count; member g predicts as the plain network does."""
+    windows = series_windows()
+    fit = build_stacked(
+        name, KERAS_BUILDERS[name], 12, members_of(windows, [30, 40, 50], [1, 2, 3])
+    )
+    template = KERAS_BUILDERS[name](12, 0)
+    assert template.count_params() == fit.n_params == PARAMS[name]
+    assert fit.network.count_params() == 3 * PARAMS[name]
+    shapes = [w.shape for w in fit.network.get_weights()]
+    assert shapes == [(3, *w.shape) for w in template.get_weights()]
+    # random weights everywhere (biases too), so no gate or bias can hide behind zeros
+    rng = np.random.default_rng(0)
+    fit.network.set_weights([rng.normal(0, 0.4, s) for s in shapes])
+    inputs = rng.normal(0, 1, (9, 3, 12, 1))
+    stacked = keras.ops.convert_to_numpy(fit.network(inputs))
+    assert stacked.shape == (9, 3)
+    for g in range(3):
+        plain = fit.export(g)
+        assert type(plain) is type(template)
+        assert [type(a) for a in plain.layers] == [type(b) for b in template.layers]
+        single = keras.ops.convert_to_numpy(plain(inputs[:, g])).reshape(-1)
+        assert single.dtype == np.float64
+        np.testing.assert_allclose(stacked[:, g], single, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name", sorted(KERAS_BUILDERS))
+def test_each_member_starts_from_the_registry_networks_seeded_initialisation(name) -> None:
+    windows = series_windows()
+    fit = build_stacked(name, KERAS_BUILDERS[name], 12, members_of(windows, [30, 40], [42, 7]))
+    for g, seed in enumerate([42, 7]):
+        expected = KERAS_BUILDERS[name](12, seed).get_weights()
+        for ours, theirs in zip(fit.member_weights(g), expected, strict=True):
+            np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        (keras.layers.Dropout(0.1), "no stacked form for layer Dropout"),
+        (keras.layers.LSTM(4, return_sequences=True), "only last-state"),
+        (keras.layers.GRU(4, reset_after=False), "only reset_after=True"),
+        (keras.layers.Conv1D(4, 3, padding="same"), "only causal"),
+    ],
+)
+def test_a_layer_without_a_stacked_form_is_refused(layer, message) -> None:
+    inputs = keras.Input((12, 1))
+    x = layer(inputs)
+    if len(x.shape) == 3:
+        x = keras.layers.LSTM(2)(x)
+    template = keras.Model(inputs, keras.layers.Dense(1)(x), name="custom")
+    with pytest.raises(TypeError, match=message):
+        stack_template(template, 2)
+
+
+@pytest.mark.unit
+def test_a_member_sees_nothing_after_its_cut() -> None:
+    windows = series_windows()
+    members = members_of(windows, [20, 35], [1, 1])
+    fit = build_stacked("lstm", KERAS_BUILDERS["lstm"], 12, members)
+    inputs, targets = training_arrays(fit, windows)
+    assert inputs.shape == (35, 2, 12, 1)
+    assert targets.shape == (35, 2, 2)
+    assert targets[:, 0, 1].tolist() == [1.0] * 20 + [0.0] * 15
+    assert not inputs[20:, 0].any()
+    assert not targets[20:, 0].any()
+    # each member's own scaler: member 0's targets use the scale of its 20 samples only
+    np.testing.assert_allclose(
+        targets[:20, 0, 0], members[0].scaler.transform_y(windows.y[:20], windows.X[:20])
+    )
+    assert members[0].scaler != members[1].scaler
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["gru", "conv1d_lstm"])  # every layer type; G = 1 tests the rest
+def test_a_member_trains_as_a_separate_fit_on_its_own_samples(name: str, float64: None) -> None:
+    """Full batches: each member's updates are those of a one-member fit of its own data."""
+    windows = series_windows()
+    cuts, seeds = [25, 40, 57], [4, 5, 6]
+    members = members_of(windows, cuts, seeds)
+    stacked = fit_stacked(name, KERAS_BUILDERS[name], windows, members, epochs=3, batch_size=64)
+    assert stacked.network.steps_per_execution == 1
+    for g, member in enumerate(members):
+        alone = fit_stacked(
+            name,
+            KERAS_BUILDERS[name],
+            windows.part(0, member.samples),
+            [member],
+            epochs=3,
+            batch_size=64,
+        )
+        for ours, theirs in zip(stacked.member_weights(g), alone.member_weights(0), strict=True):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
+
+
+class _BrokenScaler:
+    """Scales like a window scaler but turns every target into NaN."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def transform_X(self, X):
+        return self.inner.transform_X(X)
+
+    def transform_y(self, y, X):
+        return np.full(len(y), np.nan, dtype=np.float32)
+
+    def inverse_y(self, y_scaled, X):
+        return self.inner.inverse_y(y_scaled, X)
+
+
+@pytest.mark.slow
+def test_a_member_whose_loss_turns_nan_fails_naming_model_and_origin() -> None:
+    windows = series_windows()
+    good, bad = members_of(windows, [30, 40], [1, 1])
+    bad = Member(bad.seed, bad.samples, _BrokenScaler(bad.scaler), "origin 2003-04")
+    with pytest.raises(
+        PipelineError, match=r"^gru: training diverged \(NaN loss\) for origin 2003-04$"
+    ):
+        fit_stacked("gru", KERAS_BUILDERS["gru"], windows, [good, bad], epochs=1, batch_size=16)
+
+
+@pytest.mark.unit
+def test_check_finite_names_every_diverged_member() -> None:
+    windows = series_windows()
+    fit = build_stacked(
+        "simple_rnn", KERAS_BUILDERS["simple_rnn"], 12, members_of(windows, [20, 30, 40], [1, 2, 3])
+    )
+    check_finite(fit)  # a fresh network is finite
+    weights = fit.network.get_weights()
+    weights[0][0, 0, 0] = np.nan
+    weights[-1][2, 0] = np.inf
+    fit.network.set_weights(weights)
+    with pytest.raises(PipelineError, match=r"simple_rnn: .* for origin 0, origin 2$"):
+        check_finite(fit)
+
+
+@pytest.mark.unit
+def test_no_members_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one member"):
+        build_stacked("gru", KERAS_BUILDERS["gru"], 12, [])
+
+
+@pytest.mark.unit
+def test_a_variant_stacks_and_exports_like_its_base(float64: None) -> None:
+    variant = model_spec("conv1d_lstm[filters=64,kernel_size=5]")
+    windows = series_windows()
+    fit = build_stacked(variant.name, variant.builder, 12, members_of(windows, [30, 40], [1, 2]))
+    assert fit.n_params == 13_345
+    rng = np.random.default_rng(1)
+    shapes = [w.shape for w in fit.network.get_weights()]
+    fit.network.set_weights([rng.normal(0, 0.4, s) for s in shapes])
+    inputs = rng.normal(0, 1, (5, 2, 12, 1))
+    stacked = keras.ops.convert_to_numpy(fit.network(inputs))
+    for g in range(2):
+        single = keras.ops.convert_to_numpy(fit.export(g)(inputs[:, g])).reshape(-1)
+        np.testing.assert_allclose(stacked[:, g], single, rtol=1e-9, atol=1e-12)

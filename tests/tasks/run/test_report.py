@@ -1,0 +1,245 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.run.report import (
+    choose_champion,
+    due_diligence,
+    forecast_markdown,
+    leaderboard_table,
+    pair_verdict,
+    render_report,
+    validation_markdown,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def board(*rows: tuple[str, float, float], pvalue: float = 0.2) -> list[dict[str, object]]:
+    ordered = sorted(rows, key=lambda r: r[1])
+    return [
+        {
+            "rank": i,
+            "model": m,
+            "rmse": rmse,
+            "mae": rmse * 0.7,
+            "mase": 1.0,
+            "theil_u2": u2,
+            "seeds": 0 if m == "naive" else 5,
+            "rmse_std": float("nan") if m == "naive" else 1.5,
+            "rmse_min": float("nan") if m == "naive" else rmse - 1,
+            "rmse_max": float("nan") if m == "naive" else rmse + 2,
+            "dm_pvalue": float("nan") if m == "naive" else pvalue,
+        }
+        for i, (m, rmse, u2) in enumerate(ordered, 1)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rows", "champion"),
+    [
+        ((("naive", 127.0, 1.0), ("lstm", 120.0, 0.94), ("gru", 119.0, 0.93)), "gru"),
+        ((("naive", 127.0, 1.0), ("lstm", 130.0, 1.02)), "naive"),
+        ((("naive", 127.0, 1.0),), "naive"),
+    ],
+    ids=["best-beats-naive", "none-beats-naive", "only-naive"],
+)
+def test_champion(rows, champion: str) -> None:
+    name, reason = choose_champion(board(*rows))
+    assert name == champion
+    if champion == "naive":
+        assert "so naive stays champion" in reason
+    else:
+        assert "beats naive, but not significantly at 5 % (Diebold-Mariano p = 0.20)" in reason
+
+
+@pytest.mark.parametrize(
+    ("pvalue", "words"),
+    [
+        (0.012, "beats naive significantly at 5 % (Diebold-Mariano p = 0.012)"),
+        (0.41, "beats naive, but not significantly at 5 % (Diebold-Mariano p = 0.41)"),
+        (float("nan"), "no Diebold-Mariano test against naive"),
+    ],
+)
+def test_champion_states_its_test_against_naive_in_words(pvalue: float, words: str) -> None:
+    _, reason = choose_champion(board(("naive", 127.0, 1.0), ("gru", 119.0, 0.93), pvalue=pvalue))
+    assert words in reason
+
+
+def test_leaderboard_table_columns() -> None:
+    table = leaderboard_table(board(("naive", 127.0, 1.0), ("lstm", 120.0, 0.94)))
+    assert list(table[0]) == [
+        "model",
+        "rmse",
+        "seeds",
+        "rmse_std",
+        "rmse_min",
+        "rmse_max",
+        "dm_pvalue",
+        "mae",
+        "mase",
+        "theil_u2",
+        "rank",
+    ]
+    assert [r["model"] for r in table] == ["lstm", "naive"]
+    assert (table[0]["seeds"], table[0]["rmse_std"], table[0]["rmse_max"]) == (5, 1.5, 122.0)
+    assert table[1]["rmse_std"] is None and table[1]["dm_pvalue"] is None
+
+
+def frames(horizon: int = 1):
+    months = pd.date_range("2000-01-01", periods=240, freq="MS")
+    close = 100 * np.exp(np.cumsum(np.full(240, 0.01)))
+    prices = pd.DataFrame({"month": months, "close": close})
+    predictions = pd.concat(
+        [
+            pd.DataFrame({"model": m, "month": months[-40:], "predicted": close[-40:] * k})
+            for m, k in (("naive", 0.99), ("lstm", 1.01))
+        ]
+    )
+    forecasts = pd.DataFrame(
+        [
+            {
+                "model": m,
+                "target_month": months[-1] + pd.offsets.MonthBegin(h),
+                "horizon": h,
+                "point": p + 10 * (h - 1),
+                "lower_80": (p + 10 * (h - 1)) * (1 - 0.05 * h),
+                "upper_80": (p + 10 * (h - 1)) * (1 + 0.05 * h),
+                "lower_95": (p + 10 * (h - 1)) * (1 - 0.1 * h),
+                "upper_95": (p + 10 * (h - 1)) * (1 + 0.1 * h),
+            }
+            for m, p in (("lstm", 1200.0), ("naive", 1100.0))
+            for h in range(1, horizon + 1)
+        ]
+    )
+    return prices, predictions, forecasts
+
+
+@pytest.mark.parametrize("horizon", [1, 3])
+def test_forecast_markdown_names_champion_and_every_model(tmp_path, horizon) -> None:
+    _, _, forecasts = frames(horizon)
+    text = forecast_markdown(forecasts, "lstm", "because", tmp_path / "r.png")
+    assert "Champion: `lstm`: 1,200.0 for 2020-01" in text
+    # every model's next month, once
+    assert text.count("| naive | 1,100.0 | 1,045.0 … 1,155.0 | 990.0 … 1,210.0 |") == 1
+    assert (tmp_path / "r.png").as_uri() in text
+    if horizon == 1:
+        assert "# S&P 500 forecast for 2020-01\n" in text
+        assert "months ahead" not in text
+    else:  # and the champion's whole path, month by month
+        assert "# S&P 500 forecast for 2020-01 … 2020-03\n" in text
+        assert "**`lstm`, 3 months ahead**" in text
+        assert "| 2020-03 | 3 | 1,220.0 | 1,037.0 … 1,403.0 | 854.0 … 1,586.0 |" in text
+        assert "| naive | 1,110.0" not in text  # other models' later months stay in the warehouse
+
+
+def test_each_horizons_champion_is_shown_with_its_band_and_the_drawn_path_named(tmp_path):
+    _, _, forecasts = frames(3)
+    champions = pd.DataFrame(
+        {
+            "horizon": [1, 2, 3],
+            "model": ["lstm", "naive", "naive"],
+            "rmse": [10.0, 20.0, 30.0],
+            "dm_pvalue": [0.2, np.nan, np.nan],
+        }
+    )
+    text = forecast_markdown(forecasts, "lstm", "because", None, champions=champions)
+    assert "| 3 | 2020-03 | naive | 1,120.0 |" in text
+    assert "| 1 | 2020-01 | lstm | 1,200.0 |" in text and "| 10.0 | 0.20 |" in text
+    assert "The path drawn is lstm's, the champion on one-month test RMSE." in text
+    assert "Other horizons' rolling champions: naive (dots)." in text
+    without = forecast_markdown(forecasts, "lstm", "because", None)
+    assert "Champion per horizon" not in without
+    prices, predictions, _ = frames(3)
+    png = render_report(prices, predictions, forecasts, "lstm", tmp_path / "r.png", champions)
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_validation_markdown_lists_failures() -> None:
+    failures = pd.DataFrame(
+        {
+            "check_name": ["close_positive"],
+            "column_name": ["close"],
+            "failure_case": ["-1|x"],
+            "row_index": pd.array([3], "Int64"),
+        }
+    )
+    text = validation_markdown(failures, "validation failed")
+    assert "| close_positive | close | -1\\|x | 3 |" in text
+
+
+@pytest.mark.parametrize("horizon", [1, 12])
+def test_render_report_writes_a_png(tmp_path, horizon) -> None:
+    prices, predictions, forecasts = frames(horizon)
+    path = render_report(prices, predictions, forecasts, "lstm", tmp_path / "out" / "r.png")
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(data) > 20_000
+
+
+@pytest.mark.parametrize(
+    ("model", "baseline", "change", "pvalue", "sentence"),
+    [
+        (
+            "conv1d_lstm",
+            "lstm",
+            -0.009,
+            0.41,
+            "conv1d_lstm vs lstm: 0.9 % lower RMSE, p = 0.41: the convolution does not earn its"
+            " place",
+        ),
+        (
+            "conv1d_lstm",
+            "lstm",
+            -0.05,
+            0.01,
+            "conv1d_lstm vs lstm: 5.0 % lower RMSE, p = 0.01: the convolution earns its place",
+        ),
+        (
+            "conv1d_lstm[filters=64]",
+            "conv1d_lstm",
+            0.02,
+            0.01,  # significantly different, but worse: not earned
+            "conv1d_lstm[filters=64] vs conv1d_lstm: 2.0 % higher RMSE, p = 0.01: the variant"
+            " does not earn its place",
+        ),
+        (
+            "gru",
+            "naive",
+            -0.04,
+            0.2,
+            "gru vs naive: 4.0 % lower RMSE, p = 0.20: gru does not beat naive at 5 %",
+        ),
+        (
+            "drift",
+            "naive",
+            -0.04,
+            0.019,
+            "drift vs naive: 4.0 % lower RMSE, p = 0.02: drift beats naive",
+        ),
+        (
+            "gru",
+            "drift",
+            0.01,
+            float("nan"),
+            "gru vs drift: 1.0 % higher RMSE, no test: gru does not beat drift at 5 %",
+        ),
+    ],
+)
+def test_each_pair_gets_one_sentence(model, baseline, change, pvalue, sentence) -> None:
+    assert pair_verdict(model, baseline, change, pvalue) == sentence
+
+
+def test_due_diligence_reads_rmse_and_tests() -> None:
+    comparisons = pd.DataFrame(
+        [
+            {"model": "conv1d_lstm", "baseline": "lstm", "dm_pvalue": 0.41},
+            {"model": "gru", "baseline": "naive", "dm_pvalue": 0.2},
+        ]
+    )
+    lines = due_diligence({"conv1d_lstm": 99.0, "lstm": 100.0, "naive": 110.0}, comparisons)
+    assert lines == [
+        "conv1d_lstm vs lstm: 1.0 % lower RMSE, p = 0.41: the convolution does not earn its place"
+    ]  # gru did not run: no sentence
