@@ -28,15 +28,21 @@ RESULTS = ROOT / "benchmarks" / "results"
 MODELS = "simple_rnn,gru,lstm,conv1d_lstm"
 
 
-def run_once(code: Path, work: Path, data: Path) -> tuple[float, dict[str, float]]:
-    """Wall seconds and test RMSE per model of one ``sp500 run --force`` of ``code``."""
+def run_once(
+    code: Path, work: Path, data: Path, models: str = MODELS
+) -> tuple[float, dict[str, float]]:
+    """Wall seconds and test RMSE per model of one ``sp500 run --force`` of ``code``.
+
+    ``models`` ``default`` runs each version's own default models.
+    """
     env = clean_env(
         PYTHONPATH=str(code),
         PREFECT_HOME=str(work / "prefect"),
         SP500_WAREHOUSE=str(work / "w.duckdb"),
         SP500_SOURCE=str(data),
     )
-    wall, done = timed_sp500(["run", "--force", "--models", MODELS], env, cwd=work)
+    chosen = [] if models == "default" else ["--models", models]
+    wall, done = timed_sp500(["run", "--force", *chosen], env, cwd=work)
     rmse = {m[1]: float(m[2]) for m in re.finditer(r"^\d+\s+(\w+)\s+([\d.]+)", done.stdout, re.M)}
     return wall, rmse
 
@@ -47,6 +53,9 @@ def main() -> None:
     parser.add_argument("--base", required=True, help="the earlier commit, e.g. 63ef6c2")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument(
+        "--models", default=MODELS, help="sp500 run --models; 'default': each version's defaults"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base_code = Path(tmp) / "base"
@@ -60,14 +69,14 @@ def main() -> None:
             sides = {"base": base_code, "head": ROOT}
             walls: dict[str, list[float]] = {name: [] for name in sides}
             rmse: dict[str, dict[str, float]] = {}
-            for name, code in sides.items():  # warm-up, not timed: Prefect's database
+            for name, code in sides.items():  # warm-up, not timed: imports, file caches
                 (Path(tmp) / f"warm-{name}").mkdir()
-                run_once(code, Path(tmp) / f"warm-{name}", args.data)
+                run_once(code, Path(tmp) / f"warm-{name}", args.data, "naive")
             for i in range(args.repeat):
                 for name, code in sides.items():
                     work = Path(tmp) / f"{name}-{i}"
                     work.mkdir()
-                    wall, rmse[name] = run_once(code, work, args.data)
+                    wall, rmse[name] = run_once(code, work, args.data, args.models)
                     walls[name].append(wall)
                 print(
                     f"round {i + 1}: base {walls['base'][-1]:.1f} s, head {walls['head'][-1]:.1f} s"
@@ -77,13 +86,14 @@ def main() -> None:
                 ["git", "worktree", "remove", "--force", str(base_code)], cwd=ROOT, check=False
             )
     medians = {name: statistics.median(w) for name, w in walls.items()}
-    meta = {**where_ran(), "base": args.base, "repeat": args.repeat, "models": MODELS}
+    meta = {**where_ran(), "base": args.base, "repeat": args.repeat, "models": args.models}
+    command = "sp500 run --force" + ("" if args.models == "default" else f" --models {args.models}")
     result = {"meta": meta, "walls": walls, "medians": medians, "rmse": rmse}
     result["ratio_head_to_base"] = medians["head"] / medians["base"]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "compare_commits.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
-        f"`sp500 run --force --models {MODELS}`, base {args.base} against this checkout,"
+        f"`{command}`, base {args.base} against this checkout,"
         f" {args.repeat} alternating rounds, same venv and data ({describe(meta)}).",
         "",
         "| version | wall s per round | median s | test RMSE |",

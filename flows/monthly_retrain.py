@@ -11,17 +11,17 @@ from core.settings import Settings, mean_components
 from flows.common import new_run_id, rename_flow_run, untagged_task_runs
 from tasks.data.ingest import download_csv
 from tasks.data.validate import validate_prices
-from tasks.data.windows import fit_scaler_task, make_windows_task, min_rows_needed, split_task
+from tasks.data.windows import make_windows_task, min_rows_needed, split_task
 from tasks.evaluation.evaluate import compare_models_task, evaluate_model, rank_evaluations
 from tasks.evaluation.forecast import forecast_next, with_live_bands
 from tasks.evaluation.rolling import (
     combine_rolling_task,
-    evaluate_rolling,
+    fit_model_task,
     plan_rolling_task,
     score_rolling_task,
 )
 from tasks.models.registry import is_combination
-from tasks.models.train import TrainedModel, combine_model, train_model
+from tasks.models.train import TrainedModel, combine_model
 from tasks.run.lifecycle import RunLifecycle, failure_message
 from tasks.run.persist import build_output
 from tasks.run.publish import publish_results, publish_validation_failure
@@ -78,23 +78,15 @@ def _retrain(settings: Settings, run: RunLifecycle) -> RunSummary:
         run.discard()  # options the data make impossible: nothing is kept
         raise
     train, test = split_task(windows, settings.test_fraction)
-    scaler = fit_scaler_task(settings.scaling, train)
-    everything = fit_scaler_task(settings.scaling, windows)
     fits: dict[str, tuple[TrainedModel, TrainedModel]] = {}  # evaluation, forecast
     models, evaluations, forecasts, rolling = [], [], [], {}
     for k, name in enumerate(settings.models, start=1):
-        position = f"{k}/{len(settings.models)}"
         if is_combination(name):  # mean: combines the fits below, once they exist
             continue
-        fitted = train_model(
-            name, train, scaler, settings, "evaluation", run.artifact_dir, position
-        )
-        # the forecasts come from the same ensemble refitted on every window
-        final = train_model(
-            name, windows, everything, settings, "forecast", run.artifact_dir, position
-        )
-        fits[name] = (fitted, final)
-        rolling[name] = evaluate_rolling(name, windows, plan, settings)
+        position = f"{k}/{len(settings.models)}"
+        made = fit_model_task(name, windows, len(train), plan, settings, run.artifact_dir, position)
+        fits[name] = (made.evaluation, made.forecast)
+        rolling[name] = made.rolling
     for name in settings.models:
         if is_combination(name):
             parts = mean_components(settings.models)

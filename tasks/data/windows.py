@@ -178,11 +178,3 @@ def split_task(windows: Windows, test_fraction: float) -> tuple[Windows, Windows
         test.months[-1].strftime("%Y-%m"),
     )
     return train, test
-
-
-@task(name="fit_scaler", cache_policy=NO_CACHE)
-def fit_scaler_task(kind: Literal["window", "minmax"], train: Windows) -> Scaler:
-    """Fit the configured scaler on the training split."""
-    scaler = fit_scaler(kind, train)
-    get_run_logger().info("fitted %s scaler on train: %s", kind, scaler)
-    return scaler

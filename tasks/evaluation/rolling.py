@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,8 +34,9 @@ from tasks.data.windows import Windows, fit_scaler
 from tasks.evaluation.calibrate import LEVELS, interval_score, online_bands
 from tasks.evaluation.evaluate import COMPARISON_COLUMNS, compare_errors, mae, rmse
 from tasks.models.keras_quiet import keras
-from tasks.models.registry import FitOptions, model_spec
+from tasks.models.registry import Ensemble, FitOptions, Network, model_spec
 from tasks.models.stacked import Member, StackedFit, fit_stacked
+from tasks.models.train import TrainedModel, fit_model, save_model
 from warehouse.store import TABLE_COLUMNS
 
 MIN_ROLLING_SAMPLES = 36  # windows the first origin's fit needs at least
@@ -133,27 +136,31 @@ def _path_frame(
 
 
 def stacked_paths(
-    fit: StackedFit, blocks: list[np.ndarray], horizon: int, seeds: int = 1
+    fit: StackedFit, blocks: list[np.ndarray], horizon: int, seeds: int = 1, first: int = 0
 ) -> list[np.ndarray]:
     """Recursive forecasts of each origin from its own raw windows ``blocks[k]``: ``(n_k, H)``.
 
-    Members ``k * seeds … (k + 1) * seeds - 1`` are origin k's ensemble: each step's forecast
-    is their mean, fed back as the ensemble's own rule does. One network call per step serves
-    every member; short blocks are padded with their last window (the padding is dropped).
+    Members ``first + k * seeds …`` (``seeds`` of them) are origin k's ensemble: each step's
+    forecast is their mean, fed back as the ensemble's own rule does. One network call per
+    step serves every member (members before ``first`` are computed and ignored); short
+    blocks are padded with their last window (the padding is dropped).
     """
     size = max(len(b) for b in blocks)
     current = [np.concatenate([b, np.repeat(b[-1:], size - len(b), axis=0)]) for b in blocks]
     paths = [np.empty((size, horizon)) for _ in blocks]
     for h in range(horizon):
         inputs = np.stack(
-            [m.scaler.transform_X(current[g // seeds]) for g, m in enumerate(fit.members)],
+            [
+                m.scaler.transform_X(current[max(g - first, 0) // seeds])
+                for g, m in enumerate(fit.members)
+            ],
             axis=1,
         )
         scaled = keras.ops.convert_to_numpy(fit.network(inputs, training=False))
         for k in range(len(blocks)):
             steps = [
                 fit.members[g].scaler.inverse_y(scaled[:, g], current[k])
-                for g in range(k * seeds, (k + 1) * seeds)
+                for g in range(first + k * seeds, first + (k + 1) * seeds)
             ]
             step = np.mean(steps, axis=0)
             paths[k][:, h] = step
@@ -401,24 +408,151 @@ def plan_rolling_task(windows: Windows, settings: Settings) -> RollingPlan:
     return plan
 
 
-@task(name="evaluate_rolling", task_run_name="rolling-{name}", cache_policy=NO_CACHE)
-def evaluate_rolling(
-    name: str, windows: Windows, plan: RollingPlan, settings: Settings
-) -> pd.DataFrame:
-    """One model's rolling forecasts (one stacked fit of every origin for a network)."""
-    frame, seconds = rolling_forecasts(
+@dataclass
+class ModelFits:
+    """One model's fits for a run: the lesson split's, the forecast's, and the rolling paths."""
+
+    evaluation: TrainedModel
+    forecast: TrainedModel
+    rolling: pd.DataFrame  # rolling_forecasts's rows
+    seconds: float  # every fit of the model
+
+
+def fit_every_role(
+    name: str,
+    windows: Windows,
+    split_at: int,
+    plan: RollingPlan,
+    *,
+    scaling: str,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    seeds: int,
+    artifact_dir: Path | None = None,
+    report: Callable[[int, float], None] | None = None,
+) -> ModelFits:
+    """Fit one model for every use a run makes of it; a network in **one** stacked fit.
+
+    The fit holds the evaluation ensemble (``seeds`` members on the ``split_at`` training
+    windows), the forecast ensemble (``seeds`` members on every window) and one member per
+    rolling origin (seed ``seed``), each on its own windows with its own scaler. The two
+    ensembles come out as registry networks (saved like any fit's); the rolling members
+    forecast 1 … H from every month of their origin. A baseline is fitted role by role.
+    """
+    train = windows.part(0, split_at)
+    spec = model_spec(name)
+    started = time.perf_counter()
+    if spec.builder is None:
+        options = {"epochs": epochs, "batch_size": batch_size, "seed": seed, "seeds": seeds}
+        fitted = {
+            role: fit_model(
+                name,
+                data,
+                fit_scaler(scaling, data),  # type: ignore[arg-type]
+                role=role,
+                artifact_dir=artifact_dir,
+                **options,
+            )
+            for role, data in (("evaluation", train), ("forecast", windows))
+        }
+        frame, _ = rolling_forecasts(
+            name, windows, plan, scaling=scaling, epochs=epochs, batch_size=batch_size, seed=seed
+        )
+        return ModelFits(
+            fitted["evaluation"], fitted["forecast"], frame, time.perf_counter() - started
+        )
+    roles = {
+        "evaluation": (split_at, fit_scaler(scaling, train)),  # type: ignore[arg-type]
+        "forecast": (len(windows), fit_scaler(scaling, windows)),  # type: ignore[arg-type]
+    }
+    ensemble = range(seed, seed + seeds)
+    members = [
+        Member(s, n, scaler, f"seed {s} ({role})")
+        for role, (n, scaler) in roles.items()
+        for s in ensemble
+    ]
+    first = len(members)
+    members += [
+        Member(
+            seed,
+            c,
+            fit_scaler(scaling, windows.part(0, c)),
+            f"origin {windows.months[c - 1]:%Y-%m}",
+        )  # type: ignore[arg-type]
+        for c in plan.cuts
+    ]
+    fit = fit_stacked(
+        name, spec.builder, windows, members, epochs=epochs, batch_size=batch_size, report=report
+    )
+    share = fit.train_seconds / len(members)  # a stacked fit's time, split by its members
+    fitted = {}
+    for r, (role, (n, scaler)) in enumerate(roles.items()):
+        networks = tuple(
+            Network(fit.export(r * seeds + k), scaler, s) for k, s in enumerate(ensemble)
+        )
+        model = TrainedModel(
+            name,
+            Ensemble(networks, epochs),
+            share * seeds,
+            role=role,
+            trained_through=pd.Timestamp(windows.months[n - 1]),
+        )
+        save_model(model, artifact_dir)
+        fitted[role] = model
+    blocks = [windows.X[c:s] for c, s in zip(plan.cuts, plan.stops, strict=True)]
+    paths = stacked_paths(fit, blocks, plan.horizon, first=first)
+    frame = pd.concat(
+        [_path_frame(name, windows, plan, k, p) for k, p in enumerate(paths)], ignore_index=True
+    )
+    return ModelFits(fitted["evaluation"], fitted["forecast"], frame, time.perf_counter() - started)
+
+
+@task(name="fit_model", task_run_name="fit-{name}", cache_policy=NO_CACHE)
+def fit_model_task(
+    name: str,
+    windows: Windows,
+    split_at: int,
+    plan: RollingPlan,
+    settings: Settings,
+    artifact_dir: Path | None,
+    position: str,
+) -> ModelFits:
+    """Every fit a run makes of one model (one stacked fit for a network), with progress."""
+    logger = get_run_logger()
+    epochs = settings.epochs
+
+    def report(epoch: int, loss: float) -> None:
+        logger.info("%s (model %s): epoch %d/%d, loss %.4f", name, position, epoch, epochs, loss)
+
+    logger.info(
+        "%s (model %s): training (evaluation and forecast ensembles, %d rolling origins)",
+        name,
+        position,
+        len(plan.cuts),
+    )
+    fits = fit_every_role(
         name,
         windows,
+        split_at,
         plan,
         scaling=settings.scaling,
-        epochs=settings.epochs,
+        epochs=epochs,
         batch_size=settings.batch_size,
         seed=settings.seed,
+        seeds=settings.seeds,
+        artifact_dir=artifact_dir,
+        report=report,
     )
-    get_run_logger().info(
-        "%s: rolling evaluation, %d origins fitted in %.1f s", name, len(plan.cuts), seconds
+    logger.info(
+        "%s (model %s): %d parameters x %d seeds, every fit in %.1f s",
+        name,
+        position,
+        fits.evaluation.n_params,
+        max(1, len(fits.evaluation.seeds)),
+        fits.seconds,
     )
-    return frame
+    return fits
 
 
 @task(name="combine_rolling", task_run_name="rolling-{name}", cache_policy=NO_CACHE)

@@ -13,7 +13,6 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from core.settings import Settings
 from tasks.data.windows import Scaler, Windows
 from tasks.models.keras_quiet import keras
 from tasks.models.registry import FitOptions, Forecaster, model_spec
@@ -118,11 +117,17 @@ def fit_model(
         role=role,
         trained_through=pd.Timestamp(train.months[-1]),
     )
-    if artifact_dir is not None:
-        artifact_dir.mkdir(parents=True, exist_ok=True)
-        saved = forecaster.save(artifact_dir, f"{name}-{role}")
-        model.artifacts = {s: (path, sha256_file(path)) for s, path in saved.items()}
+    save_model(model, artifact_dir)
     return model
+
+
+def save_model(model: TrainedModel, artifact_dir: Path | None) -> None:
+    """Save each member to ``artifact_dir/{name}-{role}-seed{seed}.keras`` and record its sha256."""
+    if artifact_dir is None:
+        return
+    artifact_dir.mkdir(parents=True, exist_ok=True)
+    saved = model.forecaster.save(artifact_dir, f"{model.name}-{model.role}")
+    model.artifacts = {s: (path, sha256_file(path)) for s, path in saved.items()}
 
 
 def combine_fits(name: str, components: list[TrainedModel]) -> TrainedModel:
@@ -155,49 +160,5 @@ def combine_model(name: str, components: list[TrainedModel], role: str) -> Train
     model = combine_fits(name, components)
     get_run_logger().info(
         "%s (%s): equal-weight mean of %s", name, role, ", ".join(c.name for c in components)
-    )
-    return model
-
-
-@task(name="train_model", task_run_name="train-{name}-{role}", cache_policy=NO_CACHE)
-def train_model(
-    name: str,
-    train: Windows,
-    scaler: Scaler,
-    settings: Settings,
-    role: str,
-    artifact_dir: Path | None,
-    position: str,
-) -> TrainedModel:
-    """Fit one model's ensemble for ``role``, logging progress as ``model k/n`` and epochs."""
-    logger = get_run_logger()
-    epochs = settings.epochs
-
-    def report(epoch: int, loss: float) -> None:
-        logger.info(
-            "%s (model %s, %s): epoch %d/%d, loss %.4f", name, position, role, epoch, epochs, loss
-        )
-
-    logger.info("%s (model %s): training (%s)", name, position, role)
-    model = fit_model(
-        name,
-        train,
-        scaler,
-        epochs=epochs,
-        batch_size=settings.batch_size,
-        seed=settings.seed,
-        seeds=settings.seeds,
-        role=role,
-        artifact_dir=artifact_dir,
-        report=report,
-    )
-    logger.info(
-        "%s (model %s, %s): %d parameters x %d seeds, fitted in %.1f s",
-        name,
-        position,
-        role,
-        model.n_params,
-        max(1, len(model.seeds)),
-        model.train_seconds,
     )
     return model

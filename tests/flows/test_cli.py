@@ -86,7 +86,7 @@ def test_run_then_query_as_a_new_user(cli_env, http_server: LocalServer, tmp_pat
     assert result.stderr.splitlines()[0] == "loading TensorFlow…"  # our first line
     for notice in ("absl::InitializeLog", "oneDNN", "cpu_feature_guard", "rebuild TensorFlow"):
         assert notice not in output  # TensorFlow's start-up notices are filtered
-    assert "gru (model 3/3, forecast): epoch 2/2" in output  # progress while training
+    assert "gru (model 3/3): epoch 2/2" in output  # progress while training
     assert "completed: 3 models" in result.stdout
 
     table = sp500(

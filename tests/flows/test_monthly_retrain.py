@@ -345,9 +345,8 @@ def test_tags_label_the_flow_run_but_not_its_task_runs(
         )
     assert {"sp500", "scaling:window"} <= set(run.tags)
     assert {t.name for t in task_runs} >= {
-        "train-naive-evaluation",
+        "fit-naive",
         "evaluate-naive",
-        "train-naive-forecast",
         "forecast-naive",
     }
     assert [t.tags for t in task_runs] == [[]] * len(task_runs)

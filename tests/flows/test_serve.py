@@ -179,11 +179,9 @@ def test_serve_schedules_and_runs_with_artifacts(
     assert set(run.tags) >= {"sp500", "scaling:window"}
     names = {t.name for t in task_runs}
     assert {
-        "train-lstm-evaluation",
+        "fit-lstm",  # one stacked fit: both ensembles and every rolling origin
         "evaluate-lstm",
-        "train-lstm-forecast",
         "forecast-lstm",
-        "rolling-lstm",
     } <= names
     for step in ("download_csv", "validate_prices", "make_windows", "write_run", "publish_results"):
         assert any(n.startswith(step) for n in names), (step, names)
@@ -196,9 +194,7 @@ def test_serve_schedules_and_runs_with_artifacts(
     # what a person sees: the flow-run page and the artifact page in headless Chromium
     ui = env["PREFECT_API_URL"].removesuffix("/api")
     # the page's first screen of logs (oldest first) reaches the last model's first fit
-    dom = _screenshot(
-        f"{ui}/runs/flow-run/{run.id}", tmp_path / "flow-run.png", "train-lstm-evaluation"
-    )
+    dom = _screenshot(f"{ui}/runs/flow-run/{run.id}", tmp_path / "flow-run.png", "fit-lstm")
     if dom is None:
         pytest.skip("no chromium on this machine (tests/setup_browser.sh installs it)")
     assert "retrain-2000-10" in dom

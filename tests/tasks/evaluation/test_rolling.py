@@ -11,6 +11,7 @@ from tasks.evaluation.rolling import (
     calibrate_rolling,
     choose_champions,
     combine_rolling,
+    fit_every_role,
     plan_rolling,
     rolling_comparisons,
     rolling_forecasts,
@@ -89,19 +90,47 @@ def test_mean_rolling_points_average_its_components_row_by_row() -> None:
         combine_rolling("mean", [])
 
 
+def run_path(model: str, windows, plan, **kw):
+    """The rolling forecasts as a run makes them: inside the model's one stacked fit."""
+    split_at = int(len(windows) * 0.8)
+    return fit_every_role(model, windows, split_at, plan, seeds=2, **FIT, **kw).rolling
+
+
+@pytest.mark.slow
+def test_one_stacked_fit_holds_both_ensembles_and_every_origin(tmp_path) -> None:
+    windows = windows_of(synthetic_prices(120, start="1980-01-01"))
+    plan = plan_rolling(windows, "1985-01", 12, 3)
+    fits = fit_every_role("gru", windows, 80, plan, seeds=2, artifact_dir=tmp_path, **FIT)
+    assert (fits.evaluation.role, fits.forecast.role) == ("evaluation", "forecast")
+    assert fits.evaluation.trained_through == windows.months[79]
+    assert fits.forecast.trained_through == windows.months[-1]
+    assert fits.evaluation.seeds == fits.forecast.seeds == (3, 4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"gru-{role}-seed{s}.keras" for role in ("evaluation", "forecast") for s in (3, 4)
+    ]
+    # the two ensembles learnt different data; the rolling paths cover the plan
+    last = windows.X[-1:]
+    assert not np.allclose(fits.evaluation.predict(last), fits.forecast.predict(last))
+    naive, _ = rolling_forecasts("naive", windows, plan, **FIT)
+    keys = ["forecast_month", "horizon", "target_month", "actual"]
+    pd.testing.assert_frame_equal(fits.rolling[keys], naive[keys])
+    assert np.isfinite(fits.rolling["point"]).all()
+    assert fits.evaluation.train_seconds == pytest.approx(fits.forecast.train_seconds)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["naive", "drift", "gru"])
 def test_tampering_after_month_t_leaves_every_forecast_and_band_made_by_t(model: str) -> None:
     prices = synthetic_prices(130, start="1980-01-01")
     windows = windows_of(prices)
     plan = plan_rolling(windows, "1985-01", 12, 4)
-    honest, _ = rolling_forecasts(model, windows, plan, **FIT)
+    honest = run_path(model, windows, plan)
     honest, _ = calibrate_rolling(honest, windows.months[-1])
     for t in ("1986-03-01", "1988-06-01"):
         tampered = prices.copy()
         later = pd.DatetimeIndex(tampered["date"]) > pd.Timestamp(t)
         tampered.loc[later, "close"] *= 3.0
-        leaked, _ = rolling_forecasts(model, windows_of(tampered), plan, **FIT)
+        leaked = run_path(model, windows_of(tampered), plan)
         leaked, _ = calibrate_rolling(leaked, windows.months[-1])
         made = honest["forecast_month"] <= pd.Timestamp(t)
         columns = ["point", "lower_80", "upper_80", "lower_95", "upper_95"]
