@@ -1,12 +1,13 @@
-"""What was tried for the 12-month bands: ACI step sizes and volatility-scaled errors.
+"""What was tried for the 12-month bands: ACI step sizes, tails, volatility-scaled errors.
 
 Naive's and drift's rolling forecasts (the run's plan: refit every 12 months from 1975-01)
 are banded by ``tasks.evaluation.calibrate.online_bands`` under variants: the ACI step
-``gamma`` (constant, or growing with h), and "studentized" errors (each log error divided by
-the standard deviation of the monthly log returns in the forecast's own input window, the
-band scaled back by it). Coverage, share below the 95 % band and Winkler interval scores at
-h = 1, 3, 6, 12. Naive and drift fit nothing, so this needs no network and takes seconds.
-Writes ``benchmarks/results/calibration.json`` and ``calibration.md``.
+``gamma`` (constant, or growing with h), a level beyond the sample capped at the extreme
+error or continued at the tail's slope (the run's), and "studentized" errors (each log
+error divided by the standard deviation of the monthly log returns in the forecast's own
+input window, the band scaled back by it). Coverage, share below the 95 % band and Winkler
+interval scores at h = 1, 3, 6, 12. Naive and drift fit nothing, so this needs no network
+and takes seconds. Writes ``benchmarks/results/calibration.json`` and ``calibration.md``.
 """
 
 from __future__ import annotations
@@ -27,20 +28,26 @@ from tasks.evaluation.calibrate import GAMMA, interval_score, online_bands
 from tasks.evaluation.rolling import plan_rolling, rolling_forecasts
 
 SHOWN = (1, 3, 6, 12)
-VARIANTS = {  # name: (gamma at horizon h, studentize)
-    f"gamma {GAMMA} (the run's)": (lambda h: GAMMA, False),
-    "gamma 0.02": (lambda h: 0.02, False),
-    "gamma 0.005 x h": (lambda h: 0.005 * h, False),
-    f"studentized, gamma {GAMMA}": (lambda h: GAMMA, True),
+VARIANTS = {  # name: (gamma at horizon h, studentize, extrapolate past the sample)
+    f"gamma {GAMMA}, tails extrapolated (the run's)": (lambda h: GAMMA, False, True),
+    "gamma 0.005, capped at the extremes (before)": (lambda h: 0.005, False, False),
+    "gamma 0.005, tails extrapolated": (lambda h: 0.005, False, True),
+    "gamma 0.02, capped": (lambda h: 0.02, False, False),
+    "gamma 0.005 x h, capped": (lambda h: 0.005 * h, False, False),
+    "studentized, gamma 0.005, capped": (lambda h: 0.005, True, False),
 }
 
 
-def scored(group: pd.DataFrame, h: int, gamma: float, scale: np.ndarray) -> dict[str, float]:
+def scored(
+    group: pd.DataFrame, h: int, gamma: float, scale: np.ndarray, extrapolate: bool
+) -> dict[str, float]:
     """Coverage, below-95 share and interval scores of one variant at one horizon."""
     stamps = pd.DatetimeIndex(group["forecast_month"])
     made = (stamps.year * 12 + stamps.month - 1).to_numpy()
     errors = np.log(group["actual"].to_numpy() / group["point"].to_numpy())
-    bands = online_bands(made, h, errors / scale, int(made[-1]) + h, gamma=gamma)
+    bands = online_bands(
+        made, h, errors / scale, int(made[-1]) + h, gamma=gamma, extrapolate=extrapolate
+    )
     ok = ~np.isnan(bands.lower[0.95])
     point, actual = group["point"].to_numpy()[ok], group["actual"].to_numpy()[ok]
     out: dict[str, float] = {"banded": int(ok.sum())}
@@ -78,14 +85,14 @@ def main() -> None:
                 [index[m + pd.DateOffset(months=1)] for m in group["forecast_month"]]
             ]
             volatility = np.diff(np.log(rows_x), axis=1).std(axis=1, ddof=1)
-            for name, (gamma, studentize) in VARIANTS.items():
+            for name, (gamma, studentize, extrapolate) in VARIANTS.items():
                 scale = volatility if studentize else np.ones(len(group))
                 rows.append(
                     {
                         "model": model,
                         "horizon": h,
                         "variant": name,
-                        **scored(group, h, gamma(h), scale),
+                        **scored(group, h, gamma(h), scale, extrapolate),
                     }
                 )
     meta = where_ran()

@@ -11,9 +11,15 @@ the lower bound the ⌊(n + 1) a⌋-th smallest.
 Each side's miss rate is adapted online by Adaptive Conformal Inference (Gibbs & Candès
 2021): when the actual of a forecast arrives, a_side ← a_side + gamma (alpha/2 - miss_side), so a
 side that misses too often widens and one that never misses narrows. For any sequence of
-data, each side's long-run miss rate stays within (max(a_1, 1 - a_1) + gamma) / (gamma T) of alpha/2
-over T updates. (A level past the largest or smallest error takes that error: with
-``WARM_UP`` errors or more that caps a side at most a few steps.)
+data, a side's miss rate over T updates differs from alpha/2 by exactly
+(a_1 - a_{T+1}) / (gamma T), so it converges as long as a_side stays bounded. That needs a
+band that keeps widening while misses go on: a level beyond the sample (a_side below
+1 / (n + 1), which a run of misses drives it to) continues the empirical quantile function
+past the extreme error at the slope of the side's own tail (from the extreme to the
+nominal order statistic), instead of stopping at the extreme. A crash larger than any
+before it (2000-02 and 2008-09 at twelve months) widens the band until it is covered
+again; capped at the extreme, a_side would drift without bound and the side would go on
+missing.
 """
 
 from __future__ import annotations
@@ -24,23 +30,34 @@ from dataclasses import dataclass
 import numpy as np
 
 LEVELS = (0.80, 0.95)
-GAMMA = 0.005  # ACI step: ~1/gamma = 200 updates to move a side's miss rate by one unit
+GAMMA = 0.01  # ACI step: ~1/gamma = 100 updates to move a side's miss rate by one unit
 WARM_UP = 24  # errors a horizon needs before its first band (two years at h = 1)
 
 
-def conformal_quantiles(errors: np.ndarray, a_low: float, a_high: float) -> tuple[float, float]:
+def conformal_quantiles(
+    errors: np.ndarray, a_low: float, a_high: float, tail: float, *, extrapolate: bool = True
+) -> tuple[float, float]:
     """Lower and upper bounds from sorted-or-not ``errors`` at miss rates ``a_low``, ``a_high``.
 
-    The (n + 1)/n-corrected order statistics; a level beyond the sample takes its extreme.
+    The (n + 1)/n-corrected order statistics. A level beyond the sample continues past the
+    extreme error, linearly in the rank, at the slope between the extreme and the order
+    statistic of rank ⌈(n + 1) tail⌉ (``tail``: the side's nominal miss rate); with
+    ``extrapolate=False`` it takes the extreme (the bands of earlier commits).
     """
     ordered = np.sort(np.asarray(errors, dtype=np.float64))
     n = len(ordered)
     if n == 0:
         raise ValueError("a band needs at least one past error")
-    low_rank = math.floor((n + 1) * a_low)  # 1-based; 0 means "below every error"
-    high_rank = math.ceil((n + 1) * (1.0 - a_high))  # n + 1 means "above every error"
-    low = ordered[min(max(low_rank, 1), n) - 1]
-    high = ordered[min(max(high_rank, 1), n) - 1]
+    low_rank = (n + 1) * a_low  # 1-based rank, continuous; below 1: past the smallest error
+    high_rank = (n + 1) * (1.0 - a_high)  # above n: past the largest error
+    low = ordered[min(max(math.floor(low_rank), 1), n) - 1]
+    high = ordered[min(max(math.ceil(high_rank), 1), n) - 1]
+    if extrapolate and n > 1:
+        k = min(max(math.ceil((n + 1) * tail), 2), n)  # the tail's nominal rank
+        if low_rank < 1:
+            low -= (1.0 - low_rank) * (ordered[k - 1] - ordered[0]) / (k - 1)
+        if high_rank > n:
+            high += (high_rank - n) * (ordered[-1] - ordered[n - k]) / (k - 1)
     return float(low), float(high)
 
 
@@ -68,6 +85,7 @@ def online_bands(
     gamma: float = GAMMA,
     warm_up: int = WARM_UP,
     levels: tuple[float, ...] = LEVELS,
+    extrapolate: bool = True,
 ) -> Bands:
     """Bands for one model at one horizon, built month by month from earlier errors only.
 
@@ -75,6 +93,7 @@ def online_bands(
     target ``forecast_index[k] + horizon``; ``errors[k]`` its log error (known at the
     target). Months must be strictly increasing. ``last_index`` is the last month with data:
     the final bounds use every error whose target is ≤ it and the adapted levels then.
+    ``extrapolate=False`` caps a level beyond the sample at the extreme error.
     """
     made = np.asarray(forecast_index, dtype=np.int64)
     errors = np.asarray(errors, dtype=np.float64)
@@ -104,7 +123,13 @@ def online_bands(
         if known < warm_up:
             continue
         for level in levels:
-            low, high = conformal_quantiles(errors[:known], a_low[level], a_high[level])
+            low, high = conformal_quantiles(
+                errors[:known],
+                a_low[level],
+                a_high[level],
+                (1.0 - level) / 2,
+                extrapolate=extrapolate,
+            )
             if k < n:
                 lower[level][k], upper[level][k] = low, high
             else:

@@ -16,17 +16,40 @@ pytestmark = pytest.mark.unit
         (19, 0.05, (1.0, 19.0)),  # ranks floor(20 * .05) = 1 and ceil(20 * .95) = 19
         (39, 0.025, (1.0, 39.0)),
         (99, 0.10, (10.0, 90.0)),  # floor(100 * .1) = 10, ceil(100 * .9) = 90
-        (9, 0.05, (1.0, 9.0)),  # beyond the sample: its extremes
     ],
 )
 def test_conformal_quantiles_are_the_corrected_order_statistics(n, a, expected) -> None:
     errors = np.arange(1.0, n + 1)[::-1]  # order does not matter
-    assert conformal_quantiles(errors, a, a) == expected
+    assert conformal_quantiles(errors, a, a, a) == expected
+
+
+@pytest.mark.parametrize(
+    ("a", "expected"),
+    [
+        (0.05, (0.5, 9.5)),  # (n + 1) a = 0.5: half a rank past each extreme, slope 1
+        (0.0, (0.0, 10.0)),  # a whole rank past
+        (-0.2, (-2.0, 12.0)),  # a run of misses drove the level below zero: wider still
+    ],
+)
+def test_a_level_beyond_the_sample_continues_at_the_tails_slope(a, expected) -> None:
+    errors = np.arange(1.0, 10.0)  # n = 9, evenly spaced: the tail's slope is 1 per rank
+    assert conformal_quantiles(errors, a, a, 0.05) == pytest.approx(expected)
+    capped = conformal_quantiles(errors, a, a, 0.05, extrapolate=False)
+    assert capped == (1.0, 9.0)  # the earlier rule: the extremes
+
+
+def test_the_slope_is_the_tails_own() -> None:
+    """Only the side's tail (extreme to nominal rank) sets how fast it widens."""
+    errors = np.concatenate([[-1.0, -0.5], np.linspace(0.0, 1.0, 37), [3.0]])  # n = 40
+    # nominal 0.05: rank ceil(41 * 0.05) = 3; lower slope (0.0 - -1.0) / 2, upper (3 - 0.972…) / 2
+    low, high = conformal_quantiles(errors, 0.0, 0.0, 0.05)
+    assert low == pytest.approx(-1.0 - 0.5)
+    assert high == pytest.approx(3.0 + (3.0 - errors[-3]) / 2)
 
 
 def test_no_errors_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one past error"):
-        conformal_quantiles(np.array([]), 0.1, 0.1)
+        conformal_quantiles(np.array([]), 0.1, 0.1, 0.1)
 
 
 def test_months_must_increase() -> None:
@@ -54,9 +77,26 @@ def test_no_band_before_the_warm_up_and_none_from_unarrived_errors(horizon: int)
         assert not np.array_equal(again.upper[0.95], bands.upper[0.95])
 
 
-def coverage(bands, errors, level, skip) -> tuple[float, float]:
-    low, high = bands.lower[level][skip:], bands.upper[level][skip:]
-    e = errors[skip:]
+def test_a_fall_deeper_than_every_past_error_is_covered_again_after_the_lag() -> None:
+    """Each month's error beyond all before it: extrapolated bands catch up, capped ones never."""
+    rng = np.random.default_rng(11)
+    n, horizon = 600, 6
+    errors = rng.normal(0, 0.05, n)
+    errors[400:460] = -0.15 - 0.01 * np.arange(60)  # a fall that deepens every month
+    made = np.arange(n)
+    wide = online_bands(made, horizon, errors, n + horizon)
+    capped = online_bands(made, horizon, errors, n + horizon, extrapolate=False)
+    late = slice(420, 460)  # the fall's misses have been arriving for 14 months
+    _, below_capped = coverage_of(capped, errors, 0.95, late)
+    _, below_wide = coverage_of(wide, errors, 0.95, late)
+    assert below_capped == 1.0  # the smallest past error is always the previous month's
+    assert below_wide == 0.0
+
+
+def coverage_of(bands, errors, level, rows) -> tuple[float, float]:
+    """Share inside the band and share below it, over ``rows``."""
+    low, high = bands.lower[level][rows], bands.upper[level][rows]
+    e = errors[rows]
     return float(np.mean((e >= low) & (e <= high))), float(np.mean(e < low))
 
 
@@ -70,12 +110,12 @@ def test_adaptation_holds_coverage_through_a_regime_change() -> None:
     adapted = online_bands(made, 1, errors, n, gamma=0.01)
     static = online_bands(made, 1, errors, n, gamma=0.0)
     after = n // 2
-    inside_adapted, below_adapted = coverage(adapted, errors, 0.95, after)
-    inside_static, _ = coverage(static, errors, 0.95, after)
+    inside_adapted, below_adapted = coverage_of(adapted, errors, 0.95, slice(after, None))
+    inside_static, _ = coverage_of(static, errors, 0.95, slice(after, None))
     assert inside_static < 0.90  # the old regime's quantiles lag
     assert 0.93 <= inside_adapted <= 0.97
     assert below_adapted <= 0.035
-    inside_80, _ = coverage(adapted, errors, 0.80, 100)
+    inside_80, _ = coverage_of(adapted, errors, 0.80, slice(100, None))
     assert 0.77 <= inside_80 <= 0.83
 
 
