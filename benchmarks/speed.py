@@ -131,8 +131,8 @@ def phases(log: str, wall: float, launched: float) -> dict[str, float]:
 
     start = at("Starting temporary server")
     flow = at("Beginning flow run")
-    download = at("download_csv", last=True)
-    validate = at("validate_prices", last=True)
+    download = at("fetch_prices", last=True)  # download and validation, source by source
+    validate = at("find_revisions", last=True)
     window = at("fit_scaler", last=True)
     fits = {
         msg.split()[2]: float(re.search(r"fitted in ([\d.]+) s", msg)[1])

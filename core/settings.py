@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.sources import parse_source, split_sources
 from core.specs import canonical, split_specs
 
 DEFAULT_SOURCE = "https://datatweets.com/datasets/sp500_monthly.csv"
@@ -30,7 +31,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SP500_", frozen=True, extra="forbid")
 
-    source: str = DEFAULT_SOURCE
+    # tried in order until one downloads and validates; env: separated by spaces. A single
+    # string stays valid (deployment parameters written before several sources existed)
+    # and becomes a one-source tuple.
+    source: Annotated[tuple[str, ...] | str, NoDecode] = (DEFAULT_SOURCE,)
     warehouse: Path = Path("warehouse/sp500.duckdb")
     models: Annotated[tuple[str, ...], NoDecode] = ALL_MODELS  # env: comma-separated
     epochs: int = Field(default=60, ge=1, le=10_000)
@@ -46,6 +50,8 @@ class Settings(BaseSettings):
     refit_every: int = Field(default=12, ge=1, le=600)
     evaluate_from: str | None = None  # YYYY-MM
     force: bool = False
+    # where `sp500 notify` / `sp500 serve --notify-url` point the server's automations
+    notify_url: str | None = None
     date_column: str = "date"
     value_column: str = "close"
     timeout_seconds: float = Field(default=30.0, gt=0)
@@ -59,6 +65,23 @@ class Settings(BaseSettings):
     task_runner: Literal["thread", "process", "dask"] = "process"
     dask_address: str | None = None
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _split_sources(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = split_sources(value)
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _known_sources(cls, value: tuple[str, ...] | str) -> tuple[str, ...]:
+        value = split_sources(value) if isinstance(value, str) else value
+        if not value:
+            raise ValueError("empty source list: pass --source URL or set SP500_SOURCE")
+        for text in value:
+            parse_source(text)  # an unknown mapping key fails here
+        return value
 
     @field_validator("models", mode="before")
     @classmethod
@@ -78,6 +101,13 @@ class Settings(BaseSettings):
         if "mean" in names and not mean_components(names):
             raise ValueError("mean averages the networks and drift: name at least one of them")
         return names
+
+    @field_validator("notify_url")
+    @classmethod
+    def _an_http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^/\s?#]+(/\S*)?", value):
+            raise ValueError(f"must be an http or https URL, got {value!r}")
+        return value
 
     @field_validator("evaluate_from")
     @classmethod

@@ -118,6 +118,23 @@ def _settings(overrides: dict[str, Any]) -> Settings:
 
 
 WarehouseOption = Annotated[Path | None, typer.Option(help="DuckDB file (env SP500_WAREHOUSE)")]
+NotifyUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        metavar="URL",
+        help="http(s) URL the automations POST JSON to (env SP500_NOTIFY_URL)",
+    ),
+]
+SourceOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        metavar="URL",
+        help="CSV URL (http, https, file) or path; repeat to try several in order, the first"
+        " that downloads and validates is used; URL#date=COL&value=COL names its columns"
+        " (env SP500_SOURCE, separated by spaces)",
+    ),
+]
 # Text, not int: Settings parses it, so `--seeds 0` and `--seeds two` both fail in one line.
 SeedsOption = Annotated[
     str | None,
@@ -178,12 +195,10 @@ class OutputFormat(StrEnum):
 
 @app.command()
 def run(
-    source: Annotated[
-        str | None, typer.Option(help="CSV URL (http, https, file) or path (env SP500_SOURCE)")
-    ] = None,
+    source: SourceOption = None,
     warehouse: WarehouseOption = None,
     models: Annotated[
-        str | None, typer.Option(help="comma-separated model names (default: all six)")
+        str | None, typer.Option(help="comma-separated model names (default: all seven)")
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="training epochs per Keras model")] = None,
     window: Annotated[int | None, typer.Option(help="months per input window")] = None,
@@ -211,7 +226,7 @@ def run(
     """Run the monthly-retrain flow once: download, validate, train, evaluate, store."""
     settings = _settings(
         {
-            "source": source,
+            "source": tuple(source) if source else None,
             "warehouse": warehouse,
             "models": models,
             "epochs": epochs,
@@ -308,7 +323,7 @@ def backtest(
         ),
     ] = None,
     models: Annotated[
-        str | None, typer.Option(help="comma-separated model names (default: all six)")
+        str | None, typer.Option(help="comma-separated model names (default: all seven)")
     ] = None,
     task_runner: Annotated[
         Runner | None, typer.Option(help="where the fits run: process (default), thread, dask")
@@ -321,9 +336,7 @@ def backtest(
         int | None,
         typer.Option(help="parallel fits for thread/process/local dask (default: cores)"),
     ] = None,
-    source: Annotated[
-        str | None, typer.Option(help="CSV URL (http, https, file) or path (env SP500_SOURCE)")
-    ] = None,
+    source: SourceOption = None,
     warehouse: WarehouseOption = None,
     epochs: Annotated[int | None, typer.Option(help="epochs of a from-scratch fit")] = None,
     window: Annotated[int | None, typer.Option(help="months per input window")] = None,
@@ -342,7 +355,7 @@ def backtest(
             "task_runner": task_runner.value if task_runner else None,
             "dask_address": dask_address,
             "workers": workers,
-            "source": source,
+            "source": tuple(source) if source else None,
             "warehouse": warehouse,
             "epochs": epochs,
             "window": window,
@@ -441,8 +454,11 @@ SERVER_HELP = (
 
 
 def _absolute_source(source: str) -> str:
-    path = Path(source)
-    return str(path.resolve()) if "://" not in source and path.exists() else source
+    location, hash_sign, fragment = source.partition("#")
+    path = Path(location)
+    if "://" in location or not path.exists():
+        return source
+    return str(path.resolve()) + hash_sign + fragment
 
 
 @app.command()
@@ -453,10 +469,19 @@ def serve(
     horizon: HorizonOption = None,
     refit_every: RefitOption = None,
     evaluate_from: EvaluateFromOption = None,
+    notify_url: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="first put the notification automations on the server, posting to URL"
+            " (as sp500 notify; env SP500_NOTIFY_URL)",
+        ),
+    ] = None,
 ) -> None:
     """Register deployment monthly-retrain/monthly on a cron schedule and serve its runs.
 
-    Scheduled runs use the same settings as `sp500 run` (SP500_* env, defaults).
+    Scheduled runs use the same settings as `sp500 run` (SP500_* env, defaults). With
+    --notify-url, first puts the notification automations on the server (as `sp500 notify`).
     """
     settings = _settings(
         {
@@ -464,6 +489,7 @@ def serve(
             "horizon": horizon,
             "refit_every": refit_every,
             "evaluate_from": evaluate_from,
+            "notify_url": notify_url,
         }
     )
     if not os.environ.get("PREFECT_API_URL"):
@@ -471,7 +497,7 @@ def serve(
     settings = settings.model_copy(
         update={
             "warehouse": settings.warehouse.resolve(),
-            "source": _absolute_source(settings.source),
+            "source": tuple(_absolute_source(s) for s in settings.source),
         }
     )
     from warehouse.store import check_writable  # noqa: PLC0415
@@ -488,6 +514,8 @@ def serve(
         schedule = Cron(cron, timezone=timezone)
     except ValueError as exc:
         raise _fail(f"invalid schedule: {exc}", 2) from None
+    if settings.notify_url:
+        _install_notifications(settings.notify_url)
     _install_log_filter()
     monthly_retrain.serve(
         name=DEPLOYMENT_NAME,
@@ -497,6 +525,57 @@ def serve(
         description="Monthly retrain of every model on the latest S&P 500 data.",
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
+
+
+NOTIFY_HELP = (
+    "notifications need a Prefect server and PREFECT_API_URL is not set: run "
+    "`prefect server start` in another terminal, then "
+    "`PREFECT_API_URL=http://127.0.0.1:4200/api sp500 notify --url URL`"
+)
+
+
+def _install_notifications(url: str) -> None:
+    """Create or update the automations that POST to ``url``; one line on failure."""
+    from tasks.run.notify import install_automations  # noqa: PLC0415
+
+    try:
+        names = install_automations(url)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _fail(
+            f"could not set up notifications on {os.environ.get('PREFECT_API_URL')}: {reason}"
+        ) from None
+    typer.echo(f"notifications to {url}: {len(names)} automations ({', '.join(names)})")
+
+
+@app.command()
+def notify(
+    url: NotifyUrlOption = None,
+    test: Annotated[
+        bool, typer.Option("--test", help="send one test message through the automations")
+    ] = False,
+) -> None:
+    """Put automations on the Prefect server that POST JSON to URL when a run needs you.
+
+    On a failed or crashed monthly-retrain/monthly-backtest run, a forecast that missed its
+    95 % band, a new champion, revised history and every completed run. Running it again
+    updates them; they need a persistent server (`prefect server start`).
+    """
+    settings = _settings({"notify_url": url})
+    if settings.notify_url is None and not test:
+        raise _fail("notify needs --url URL (or SP500_NOTIFY_URL), or --test", 2)
+    if not os.environ.get("PREFECT_API_URL"):
+        raise _fail(NOTIFY_HELP)
+    if settings.notify_url:
+        _install_notifications(settings.notify_url)
+    if test:
+        from tasks.run.notify import TEST_EVENT, send_test_event  # noqa: PLC0415
+
+        try:
+            send_test_event()
+        except Exception as exc:
+            raise _fail(f"could not send the test event: {exc}") from None
+        typer.echo(f"sent {TEST_EVENT}: its automation posts it to the webhook")
 
 
 @app.command()
@@ -513,6 +592,7 @@ def report(
     from tasks.run.report import (  # noqa: PLC0415
         champion_path,
         choose_champion,
+        data_notes,
         drawn_path_note,
         due_diligence,
         horizon_champions,
@@ -528,6 +608,9 @@ def report(
     typer.echo(_format_table(BOARD, [tuple(r[c] for c in BOARD) for r in data.leaderboard]))
     champion, reason = choose_champion(data.leaderboard)
     typer.echo(f"\nChampion: {champion}. {reason}")
+    if data.source:
+        for note in data_notes(data.source, data.passed_over, data.revisions):
+            typer.echo(note)
     rmse = {str(r["model"]): float(r["rmse"]) for r in data.leaderboard}
     verdicts = due_diligence(rmse, data.comparisons)
     if verdicts:
@@ -541,7 +624,7 @@ def report(
     typer.echo(_format_table(columns, list(next_month[columns].itertuples(index=False))))
     path = champion_path(forecasts, champion)
     if len(path) > 1:
-        typer.echo(f"\n{champion}, {len(path)} months ahead (recursive; bands from h-step errors)")
+        typer.echo(f"\n{champion}, {len(path)} months ahead (recursive; bands from earlier errors)")
         columns = ["horizon", *columns[1:]]
         typer.echo(_format_table(columns, list(path[columns].itertuples(index=False))))
     table = horizon_champions(forecasts, data.champions)

@@ -11,11 +11,11 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from core.errors import PipelineError
 from core.settings import Settings
 from flows.common import new_run_id, rename_flow_run, untagged_task_runs
-from tasks.data.ingest import download_csv
-from tasks.data.validate import validate_prices
+from tasks.data.ingest import fetch_prices
 from tasks.data.windows import MIN_TRAIN_SAMPLES, make_windows_task
 from tasks.evaluation.backtest import backtest_segment, plan_backtest, summarize_backtest
 from tasks.run.lifecycle import RunLifecycle, failure_message
+from tasks.run.persist import passed_over_text
 from tasks.run.publish import publish_backtest
 from tasks.run.report import backtest_table
 from warehouse.store import BacktestOutput
@@ -74,8 +74,8 @@ def monthly_backtest(settings: Settings) -> BacktestSummary | State:
 
 def _backtest(settings: Settings, run_id: str) -> BacktestSummary:
     logger = get_run_logger()
-    download = download_csv(settings)
-    prices = validate_prices(download.content, settings, settings.window + MIN_TRAIN_SAMPLES + 1)
+    fetched = fetch_prices(settings, settings.window + MIN_TRAIN_SAMPLES + 1)
+    download, prices = fetched.download, fetched.prices
     windows = make_windows_task(prices, settings.window)
     segments = plan_backtest(windows, settings)
     rename_flow_run(f"backtest-{prices['month'].iloc[-1]:%Y-%m}")
@@ -93,6 +93,7 @@ def _backtest(settings: Settings, run_id: str) -> BacktestSummary:
                 predictions=results.predictions,
                 metrics=results.metrics,
                 comparisons=results.comparisons,
+                passed_over=passed_over_text(fetched),
             )
         )
 

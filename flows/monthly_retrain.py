@@ -9,8 +9,8 @@ from prefect.states import Failed, State
 from core.errors import PipelineError, SettingsError, ValidationFailed
 from core.settings import Settings, mean_components
 from flows.common import new_run_id, rename_flow_run, untagged_task_runs
-from tasks.data.ingest import download_csv
-from tasks.data.validate import validate_prices
+from tasks.data.ingest import fetch_prices
+from tasks.data.revisions import find_revisions_task
 from tasks.data.windows import make_windows_task, min_rows_needed, split_task
 from tasks.evaluation.evaluate import compare_models_task, evaluate_model, rank_evaluations
 from tasks.evaluation.forecast import forecast_next, with_live_bands
@@ -23,6 +23,7 @@ from tasks.evaluation.rolling import (
 from tasks.models.registry import is_combination
 from tasks.models.train import TrainedModel, combine_model
 from tasks.run.lifecycle import RunLifecycle, failure_message
+from tasks.run.notify import emit_run_events_task
 from tasks.run.persist import build_output
 from tasks.run.publish import publish_results, publish_validation_failure
 from tasks.run.report import month_span
@@ -57,12 +58,10 @@ def monthly_retrain(settings: Settings) -> RunSummary | State:
 
 def _retrain(settings: Settings, run: RunLifecycle) -> RunSummary:
     logger = get_run_logger()
-    download = download_csv(settings)
-    prices = validate_prices(
-        download.content,
-        settings,
-        min_rows_needed(settings.window, settings.test_fraction, settings.horizon),
+    fetched = fetch_prices(
+        settings, min_rows_needed(settings.window, settings.test_fraction, settings.horizon)
     )
+    download, prices = fetched.download, fetched.prices
     rename_flow_run(f"retrain-{prices['month'].iloc[-1]:%Y-%m}")
     previous = run.unchanged_since(download.sha256)
     if previous and not settings.force:
@@ -71,6 +70,7 @@ def _retrain(settings: Settings, run: RunLifecycle) -> RunSummary:
         logger.info(message)
         return RunSummary(run_id=previous, status="unchanged", message=message)
 
+    revisions = find_revisions_task(settings.warehouse, prices)
     windows = make_windows_task(prices, settings.window)
     try:
         plan = plan_rolling_task(windows, settings)
@@ -106,11 +106,12 @@ def _retrain(settings: Settings, run: RunLifecycle) -> RunSummary:
     comparisons = compare_models_task(evaluations)
     leaderboard = rank_evaluations(evaluations, comparisons)
     output = build_output(
-        run.run_id, download, prices, models, evaluations, forecasts, comparisons, scored
+        run.run_id, fetched, models, evaluations, forecasts, comparisons, scored, revisions
     )
     run.commit(output)
 
     publish_results(output, leaderboard, settings.reports_dir)
+    emit_run_events_task(output, leaderboard, settings.warehouse)
     target = month_span(f.target_month for f in forecasts)
     message = f"run {run.run_id} completed: {len(evaluations)} models, forecasts for {target}"
     logger.info(message)

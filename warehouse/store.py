@@ -211,6 +211,70 @@ def last_completed_run(path: Path) -> CompletedRun | None:
     return CompletedRun(run_id=row[0], snapshot_id=row[1], params=json.loads(row[2]))
 
 
+def previous_prices(path: Path) -> tuple[str, pd.DataFrame] | None:
+    """The last completed monthly run's id and the ``month, close`` of its snapshot."""
+    with connect(path) as con:
+        found = con.execute(LATEST_COMPLETED_RUN).fetchall()
+        if not found:
+            return None
+        frame = con.execute(
+            "SELECT month, close FROM prices WHERE snapshot_id = ? ORDER BY month", [found[0][1]]
+        ).df()
+    return found[0][0], frame
+
+
+@dataclass(frozen=True)
+class RunChanges:
+    """What changed with a completed run against the completed monthly run before it."""
+
+    previous_run_id: str | None
+    # forecasts of earlier runs first scored with this run's data whose actual fell outside
+    # the 95 % band: the freshest forecast per model and month (model, horizon,
+    # target_month, actual, lower_95, upper_95, run_id)
+    missed: pd.DataFrame
+    previous_champions: pd.DataFrame  # horizon, model: the previous run's rolling champions
+
+
+def run_changes(path: Path, run_id: str) -> RunChanges:
+    """Compare completed run ``run_id`` with the completed monthly run that finished before it."""
+    with connect(path, read_only=True) as con:
+        previous = con.execute(
+            "SELECT r.run_id, s.last_month FROM runs r JOIN snapshots s USING (snapshot_id)"
+            " WHERE r.status = 'completed' AND r.kind = 'retrain' AND r.run_id <> ?"
+            " AND r.finished_at < (SELECT finished_at FROM runs WHERE run_id = ?)"
+            " ORDER BY r.finished_at DESC, r.run_id DESC LIMIT 1",
+            [run_id, run_id],
+        ).fetchall()
+        if not previous:
+            return RunChanges(
+                None, _empty_frame(MISSED_COLUMNS), _empty_frame(["horizon", "model"])
+            )
+        previous_id, last_month = previous[0]
+        missed = con.execute(
+            f"SELECT {', '.join(MISSED_COLUMNS)} FROM ("
+            "  SELECT *, row_number() OVER ("
+            "    PARTITION BY model, target_month ORDER BY horizon, run_id DESC) AS freshest"
+            "  FROM forecast_scorecard"
+            "  WHERE run_id <> ? AND target_month > ? AND lower_95 IS NOT NULL"
+            ") WHERE freshest = 1 AND NOT inside_95 ORDER BY target_month, model",
+            [run_id, last_month],
+        ).df()
+        champions = con.execute(
+            "SELECT horizon, model FROM rolling_champions WHERE run_id = ? ORDER BY horizon",
+            [previous_id],
+        ).df()
+    return RunChanges(previous_id, missed, champions)
+
+
+MISSED_COLUMNS = ["model", "horizon", "target_month", "actual", "lower_95", "upper_95", "run_id"]
+
+
+def _empty_frame(columns: list[str]) -> pd.DataFrame:
+    import pandas as pd  # noqa: PLC0415
+
+    return pd.DataFrame(columns=columns)
+
+
 @dataclass(frozen=True)
 class RunOutput:
     """Everything one completed run writes, as frames without the run_id column."""
@@ -231,6 +295,9 @@ class RunOutput:
     rolling_predictions: pd.DataFrame = field(default_factory=lambda: _empty("rolling_predictions"))
     rolling_metrics: pd.DataFrame = field(default_factory=lambda: _empty("rolling_metrics"))
     rolling_champions: pd.DataFrame = field(default_factory=lambda: _empty("rolling_champions"))
+    # months whose close changed since the previous completed run (tasks/data/revisions.py)
+    revisions: pd.DataFrame = field(default_factory=lambda: _empty("revisions"))
+    passed_over: str | None = None  # sources tried first, "source: reason" per line
 
 
 TABLE_COLUMNS: dict[str, list[str]] = {
@@ -297,6 +364,7 @@ TABLE_COLUMNS: dict[str, list[str]] = {
         "width_95",
     ],
     "rolling_champions": ["horizon", "model", "rmse", "dm_pvalue"],
+    "revisions": ["month", "previous_close", "close", "relative_change", "since_run_id"],
 }
 
 
@@ -326,36 +394,33 @@ def _insert_frame(
         con.unregister("incoming")
 
 
-def _insert_snapshot(
-    con: duckdb.DuckDBPyConnection,
-    snapshot_id: str,
-    source: str,
-    fetched_at: datetime,
-    prices: pd.DataFrame,
-) -> None:
+def _insert_snapshot(con: duckdb.DuckDBPyConnection, output: RunOutput | BacktestOutput) -> None:
     """Store a downloaded snapshot and its prices unless the same bytes are stored already."""
+    fetched_at, prices = output.fetched_at, output.prices
     # fetchall, not fetchone: DuckDB 2 keeps a half-read result open on the connection
     known = con.execute(
-        "SELECT count(*) FROM snapshots WHERE snapshot_id = ?", [snapshot_id]
+        "SELECT count(*) FROM snapshots WHERE snapshot_id = ?", [output.snapshot_id]
     ).fetchall()[0][0]
     if known:
         return
     con.execute(
-        "INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO snapshots (snapshot_id, source, fetched_at, n_rows, first_month,"
+        " last_month, passed_over) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
-            snapshot_id,
-            source,
+            output.snapshot_id,
+            output.source,
             fetched_at.astimezone(UTC).replace(tzinfo=None) if fetched_at.tzinfo else fetched_at,
             len(prices),
             prices["month"].iloc[0].date(),
             prices["month"].iloc[-1].date(),
+            output.passed_over,
         ],
     )
     con.register("incoming", prices[["month", "close"]])
     try:
         con.execute(
             "INSERT INTO prices (snapshot_id, month, close) SELECT ?, month, close FROM incoming",
-            [snapshot_id],
+            [output.snapshot_id],
         )
     finally:
         con.unregister("incoming")
@@ -374,7 +439,7 @@ def _complete_run(con: duckdb.DuckDBPyConnection, run_id: str, snapshot_id: str)
 def write_run(path: Path, output: RunOutput) -> None:
     """Write a completed run's snapshot, results and status in one transaction."""
     with connect(path) as con, transaction(con):
-        _insert_snapshot(con, output.snapshot_id, output.source, output.fetched_at, output.prices)
+        _insert_snapshot(con, output)
         for table, columns in TABLE_COLUMNS.items():
             _insert_frame(con, table, output.run_id, getattr(output, table), columns)
         _complete_run(con, output.run_id, output.snapshot_id)
@@ -392,6 +457,7 @@ class BacktestOutput:
     predictions: pd.DataFrame  # model, origin_month, target_month, actual, predicted, ...
     metrics: pd.DataFrame  # model, split ('backtest'), rmse, mae, ..., n
     comparisons: pd.DataFrame  # model, baseline, split, dm_stat, dm_pvalue, n
+    passed_over: str | None = None  # sources tried first, "source: reason" per line
 
 
 BACKTEST_TABLE_COLUMNS: dict[str, list[str]] = {
@@ -422,7 +488,7 @@ def write_backtest(path: Path, output: BacktestOutput) -> None:
         "comparisons": output.comparisons,
     }
     with connect(path) as con, transaction(con):
-        _insert_snapshot(con, output.snapshot_id, output.source, output.fetched_at, output.prices)
+        _insert_snapshot(con, output)
         for table, columns in BACKTEST_TABLE_COLUMNS.items():
             _insert_frame(con, table, output.run_id, frames[table], columns)
         _complete_run(con, output.run_id, output.snapshot_id)
@@ -454,6 +520,9 @@ class RunReport:
     scorecard: pd.DataFrame  # model, horizon, n, mean_abs_pct_error, coverage_80, coverage_95
     comparisons: pd.DataFrame  # model, baseline, split ('test'), dm_stat, dm_pvalue, n
     champions: pd.DataFrame  # horizon, model, rmse, dm_pvalue (rolling); empty before 007
+    source: str = ""  # the source that answered
+    passed_over: str | None = None  # sources tried first, "source: reason" per line
+    revisions: pd.DataFrame | None = None  # TABLE_COLUMNS["revisions"]; None before 008
 
 
 def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
@@ -500,6 +569,17 @@ def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
             " WHERE run_id = ? ORDER BY horizon",
             [run_id],
         ).df()
+        snapshot = con.execute(
+            "SELECT s.* FROM snapshots s JOIN runs r USING (snapshot_id) WHERE r.run_id = ?",
+            [run_id],
+        ).df()
+        revisions = None
+        if _has_table(con, "revisions"):
+            revisions = con.execute(
+                f"SELECT {', '.join(TABLE_COLUMNS['revisions'])} FROM revisions"
+                " WHERE run_id = ? ORDER BY month",
+                [run_id],
+            ).df()
         scorecard = con.execute(
             "SELECT model, horizon, count(*) AS n, avg(abs_pct_error) AS mean_abs_pct_error,"
             " avg(inside_80::INTEGER) AS coverage_80, avg(inside_95::INTEGER) AS coverage_95"
@@ -519,6 +599,21 @@ def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
         scorecard=scorecard,
         comparisons=comparisons,
         champions=champions,
+        source=str(snapshot["source"].iloc[0]) if len(snapshot) else "",
+        passed_over=(
+            snapshot["passed_over"].iloc[0]
+            if "passed_over" in snapshot.columns and snapshot["passed_over"].notna().any()
+            else None
+        ),
+        revisions=revisions,
+    )
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(
+        con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[
+            0
+        ][0]
     )
 
 

@@ -1,22 +1,28 @@
-"""Download the monthly price CSV from http(s), ``file://`` or a local path as raw bytes."""
+"""Download the monthly price CSV from http(s), ``file://`` or a local path; sources in order.
+
+The only network code of the pipeline, and so the only retries.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
 import httpx
+import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from core.errors import SourceError
+from core.errors import SourceError, ValidationFailed
 from core.settings import Settings
+from core.sources import parse_source
+from tasks.data.validate import parse_prices
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_SECONDS = 60.0
@@ -166,26 +172,111 @@ def fetch_source(
     )
 
 
-@task(name="download_csv", cache_policy=NO_CACHE)
-def download_csv(settings: Settings) -> Download:
-    """Fetch the configured source; retries (network only) are logged as warnings."""
+@dataclass(frozen=True)
+class Fetched:
+    """The first source that downloaded and validated, and why earlier ones were passed over.
+
+    ``passed_over`` holds ``(source, reason)`` pairs in the order they were tried.
+    """
+
+    download: Download
+    prices: pd.DataFrame  # month, close
+    passed_over: tuple[tuple[str, str], ...] = ()
+
+
+def first_valid_source(
+    sources: Sequence[str],
+    min_rows: int,
+    *,
+    date_column: str = "date",
+    value_column: str = "close",
+    fetch: Callable[[str], Download] = fetch_source,
+    on_pass: Callable[[str, str], None] | None = None,
+) -> Fetched:
+    """Try ``sources`` in order; return the first whose bytes download and validate.
+
+    Each source is fetched with ``fetch`` (its retries included) from its location, without
+    the ``#`` mapping, and parsed with its own column mapping, else ``date_column`` and
+    ``value_column``. ``on_pass(source, reason)`` hears of each source passed over.
+
+    Raises:
+        SourceError: one source only, unreadable; or several, none valid (names each failure).
+        ValidationFailed: one source only, whose series broke the schema; or several, none
+            valid, at least one of them readable (the first such one's failures).
+    """
+    if not sources:
+        raise SourceError("no source given: pass --source or set SP500_SOURCE")
+    passed: list[tuple[str, str]] = []
+    rejected: ValidationFailed | None = None
+    for text in sources:
+        spec = parse_source(text)
+        try:
+            download = fetch(spec.location)
+            prices = parse_prices(
+                download.content,
+                min_rows,
+                spec.date_column or date_column,
+                spec.value_column or value_column,
+            )
+        except ValidationFailed as exc:
+            if len(sources) == 1:
+                raise
+            rejected = rejected or exc
+            reason = f"failed validation: {exc}"
+        except SourceError as exc:
+            if len(sources) == 1:
+                raise
+            reason = str(exc)
+        else:
+            return Fetched(replace(download, source=spec.text), prices, tuple(passed))
+        passed.append((spec.text, reason))
+        if on_pass is not None:
+            on_pass(spec.text, reason)
+    message = "no source gave a valid series: " + "; ".join(
+        f"{k}) {source}: {reason}" for k, (source, reason) in enumerate(passed, start=1)
+    )
+    if rejected is not None:
+        raise ValidationFailed(message, rejected.failures)
+    raise SourceError(message)
+
+
+@task(name="fetch_prices", cache_policy=NO_CACHE)
+def fetch_prices(settings: Settings, min_rows: int) -> Fetched:
+    """Download and validate the first good source; retries (network only) are warnings."""
     logger = get_run_logger()
 
     def on_retry(attempt: int, error: str, delay: float) -> None:
         logger.warning("attempt %d failed (%s); retrying in %.1f s", attempt, error, delay)
 
-    download = fetch_source(
+    def on_pass(source: str, reason: str) -> None:
+        logger.warning("passed over %s: %s", source, reason)
+
+    def fetch(location: str) -> Download:
+        return fetch_source(
+            location,
+            timeout=settings.timeout_seconds,
+            max_bytes=settings.max_bytes,
+            attempts=settings.download_attempts,
+            backoff=settings.backoff_seconds,
+            on_retry=on_retry,
+        )
+
+    fetched = first_valid_source(
         settings.source,
-        timeout=settings.timeout_seconds,
-        max_bytes=settings.max_bytes,
-        attempts=settings.download_attempts,
-        backoff=settings.backoff_seconds,
-        on_retry=on_retry,
+        min_rows,
+        date_column=settings.date_column,
+        value_column=settings.value_column,
+        fetch=fetch,
+        on_pass=on_pass,
     )
+    download, prices = fetched.download, fetched.prices
     logger.info(
-        "downloaded %d bytes from %s (sha256 %s)",
+        "downloaded %d bytes from %s (sha256 %s); validated %d months, %s … %s",
         len(download.content),
         download.source,
         download.sha256[:12],
+        len(prices),
+        f"{prices['month'].iloc[0]:%Y-%m}",
+        f"{prices['month'].iloc[-1]:%Y-%m}",
     )
-    return download
+    return fetched

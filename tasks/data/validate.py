@@ -8,11 +8,8 @@ import warnings
 
 import pandas as pd
 import pandera.pandas as pa
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
 from core.errors import ValidationFailed
-from core.settings import Settings
 from schemas.prices import CHECK_DESCRIPTIONS, prices_schema
 
 FAILURE_COLUMNS = ["check_name", "column_name", "failure_case", "row_index"]
@@ -153,16 +150,3 @@ def parse_prices(
             )
         raise _reject(rows) from None
     return frame.rename(columns={"date": "month"}).reset_index(drop=True)
-
-
-@task(name="validate_prices", cache_policy=NO_CACHE)
-def validate_prices(content: bytes, settings: Settings, min_rows: int) -> pd.DataFrame:
-    """Validate downloaded bytes against the price schema and return the monthly frame."""
-    frame = parse_prices(content, min_rows, settings.date_column, settings.value_column)
-    get_run_logger().info(
-        "validated %d months, %s … %s",
-        len(frame),
-        frame["month"].iloc[0].strftime("%Y-%m"),
-        frame["month"].iloc[-1].strftime("%Y-%m"),
-    )
-    return frame

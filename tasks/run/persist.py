@@ -9,7 +9,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.data.ingest import Download
+from tasks.data.ingest import Fetched
 from tasks.evaluation.evaluate import Evaluation
 from tasks.evaluation.forecast import Forecast
 from tasks.evaluation.rolling import RollingResults
@@ -94,21 +94,27 @@ def model_rows(model: TrainedModel) -> list[dict[str, object]]:
     return rows
 
 
+def passed_over_text(fetched: Fetched) -> str | None:
+    """The sources passed over before the one that answered, "source: reason" per line."""
+    return "\n".join(f"{source}: {reason}" for source, reason in fetched.passed_over) or None
+
+
 def build_output(
     run_id: str,
-    download: Download,
-    prices: pd.DataFrame,
+    fetched: Fetched,
     models: list[TrainedModel],
     evaluations: list[Evaluation],
     forecasts: list[Forecast],
     comparisons: pd.DataFrame,
     rolling: RollingResults | None = None,
+    revisions: pd.DataFrame | None = None,
 ) -> store.RunOutput:
     """Gather a run's results into the frames the warehouse stores."""
-    extra = {}
+    download, prices = fetched.download, fetched.prices
+    extra = {} if revisions is None else {"revisions": revisions}
     if rolling is not None:
         comparisons = pd.concat([comparisons, rolling.comparisons], ignore_index=True)
-        extra = {
+        extra |= {
             "rolling_predictions": rolling.predictions,
             "rolling_metrics": rolling.metrics,
             "rolling_champions": rolling.champions,
@@ -124,6 +130,7 @@ def build_output(
         source=download.source,
         fetched_at=download.fetched_at,
         prices=prices[["month", "close"]],
+        passed_over=passed_over_text(fetched),
         models=pd.DataFrame(
             [row for m in models for row in model_rows(m)], columns=store.TABLE_COLUMNS["models"]
         ),

@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.run.report import (
     choose_champion,
+    data_notes,
     due_diligence,
     forecast_markdown,
     leaderboard_table,
@@ -55,6 +56,7 @@ def publish_results(
             report,
             due_diligence(rmse, test_split),
             output.rolling_champions,
+            data_notes(output.source, output.passed_over, output.revisions),
         ),
         description=f"Forecasts of run {output.run_id}",
     )

@@ -143,6 +143,33 @@ def backtest_table(
     return rows
 
 
+def revision_summary(revisions: pd.DataFrame | None) -> str | None:
+    """One line: "3 past months changed since run …, largest 2026-04 +1.0 %"; None if none."""
+    if revisions is None or revisions.empty:
+        return None
+    largest = revisions.loc[revisions["relative_change"].abs().idxmax()]
+    count = len(revisions)
+    months = "past month" if count == 1 else "past months"
+    return (
+        f"{count} {months} changed since run {largest['since_run_id']}, largest"
+        f" {pd.Timestamp(largest['month']):%Y-%m} {largest['relative_change'] * 100:+.1f} %"
+    )
+
+
+def source_note(source: str, passed_over: str | None) -> str:
+    """One line: where the data came from, and the sources passed over first, with why."""
+    if not passed_over:
+        return f"Data from {source}."
+    skipped = "; ".join(passed_over.splitlines())
+    return f"Data from {source}, after passing over {skipped}."
+
+
+def data_notes(source: str, passed_over: str | None, revisions: pd.DataFrame | None) -> list[str]:
+    """The lines the artifact and ``sp500 report`` print about the run's data."""
+    revised = revision_summary(revisions)
+    return [source_note(source, passed_over), *([revised] if revised else [])]
+
+
 def month_span(months: Iterable[object]) -> str:
     """``2026-06 … 2027-05`` from the first to the last of ``months``; one month alone."""
     stamps = [pd.Timestamp(m) for m in months]
@@ -197,10 +224,12 @@ def forecast_markdown(
     report: Path | None,
     verdicts: Sequence[str] = (),
     champions: pd.DataFrame | None = None,
+    notes: Sequence[str] = (),
 ) -> str:
     """Markdown of the forecasts: every model's next month, the champion's whole path.
 
-    With the rolling evaluation's ``champions``, also each horizon's champion and its band.
+    With the rolling evaluation's ``champions``, also each horizon's champion and its band;
+    ``notes`` (where the data came from, what was revised) go under the champion.
     """
     path = champion_path(forecasts, champion)
     first = path.iloc[0]
@@ -213,6 +242,7 @@ def forecast_markdown(
         f"95 % {first['lower_95']:,.1f} … {first['upper_95']:,.1f})",
         "",
         reason,
+        *[line for note in notes for line in ("", note)],
         "",
         "| model | point | 80 % interval | 95 % interval |",
         "|---|---:|---:|---:|",
@@ -226,7 +256,7 @@ def forecast_markdown(
         lines += [
             "",
             f"**`{champion}`, {len(path)} months ahead** (recursive: each month's forecast is fed "
-            "back; bands from its h-step test errors)",
+            "back; bands from the rolling evaluation's earlier errors)",
             "",
             "| month | h | point | 80 % interval | 95 % interval |",
             "|---|---:|---:|---:|---:|",

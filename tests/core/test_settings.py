@@ -14,7 +14,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in ("SP500_SOURCE", "SP500_WAREHOUSE", "SP500_MODELS", "SP500_EPOCHS"):
         monkeypatch.delenv(key, raising=False)
     settings = Settings()
-    assert settings.source == "https://datatweets.com/datasets/sp500_monthly.csv"
+    assert settings.source == ("https://datatweets.com/datasets/sp500_monthly.csv",)
     assert settings.warehouse == Path("warehouse/sp500.duckdb")
     assert settings.models == ALL_MODELS
     assert (settings.epochs, settings.window, settings.test_fraction) == (60, 12, 0.2)
@@ -54,6 +54,10 @@ def test_env_then_cli_override(monkeypatch: pytest.MonkeyPatch) -> None:
         {"window": 1},
         {"horizon": 0},
         {"horizon": 25},
+        {"source": ""},
+        {"source": "   "},
+        {"source": ("a.csv#date=Date&close=SP500",)},  # unknown mapping key
+        {"source": "a.csv#date="},
     ],
 )
 def test_bad_settings_are_rejected(overrides: dict[str, object]) -> None:
@@ -78,3 +82,9 @@ def test_run_params_leave_out_where_and_how_to_fetch() -> None:
     params = Settings(source="a.csv", force=True).run_params()
     assert "source" not in params and "force" not in params
     assert params["models"] == list(ALL_MODELS)
+
+
+def test_sources_come_in_order_from_the_env_or_as_a_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SP500_SOURCE", " https://a.example/x.csv  b.csv#date=Date&value=SP500 ")
+    assert Settings().source == ("https://a.example/x.csv", "b.csv#date=Date&value=SP500")
+    assert Settings(source=("c.csv", "d.csv")).source == ("c.csv", "d.csv")

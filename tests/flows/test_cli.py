@@ -174,10 +174,16 @@ ROLLING_MESSAGES = [
     ("evaluate_from", "1975-13", "evaluate_from: Value error, must be a month, YYYY-MM"),
     ("evaluate_from", "1975", "evaluate_from: Value error, must be a month, YYYY-MM"),
 ]
+SOURCE_MESSAGES = [
+    ("source", "a.csv#close=SP500", "source: Value error, unknown mapping key 'close'"),
+    ("source", " ", "source: Value error, empty source"),  # an empty list, as option or env
+    ("source", "a.csv#date=", "source: Value error, date= needs one column name"),
+]
 BAD_NUMBERS = [
     *[("seeds", c, v, m) for c in ("run", "backtest", "serve") for v, m in SEEDS_MESSAGES],
     *[("horizon", c, v, m) for c in ("run", "serve") for v, m in HORIZON_MESSAGES],
     *[(o, c, v, m) for c in ("run", "serve") for o, v, m in ROLLING_MESSAGES],
+    *[(o, c, v, m) for c in ("run", "backtest") for o, v, m in SOURCE_MESSAGES],
 ]
 
 
@@ -321,3 +327,31 @@ def test_an_evaluate_from_the_data_cannot_start_from_fails_with_one_line_and_no_
     ]
     _, runs = query(warehouse, "SELECT * FROM runs")
     assert runs == []
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (
+            ["notify", "--url", "ftp://example.org/x"],
+            {},
+            "notify_url: Value error, must be an http",
+        ),
+        (["notify"], {"SP500_NOTIFY_URL": "example.org/hook"}, "must be an http or https URL"),
+        (["serve", "--notify-url", "mailto:me@example.org"], {}, "must be an http or https URL"),
+        (["notify"], {}, "notify needs --url URL (or SP500_NOTIFY_URL), or --test"),
+    ],
+)
+def test_a_bad_notify_url_fails_with_one_line_and_writes_nothing(
+    args, env, message, tmp_path, monkeypatch
+) -> None:
+    for name in [k for k in os.environ if k.startswith(("SP500_", "PREFECT_API"))]:
+        monkeypatch.delenv(name)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    (line,) = [x for x in result.stderr.splitlines() if x.strip()]
+    assert line.startswith("error: ") and message in line
+    assert list(tmp_path.iterdir()) == []

@@ -12,7 +12,9 @@ import pytest
 
 from core.settings import KERAS_MODELS, Settings
 from flows.monthly_retrain import monthly_retrain
-from tests.conftest import LocalServer, Route, synthetic_prices, to_csv_bytes
+from tasks.run.report import data_notes
+from tests.conftest import LocalServer, Route, free_port, synthetic_prices, to_csv_bytes
+from warehouse.store import read_run_report
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -286,6 +288,31 @@ def test_failed_run_leaves_only_its_run_row_and_keeps_previous_results(
     assert not any((tmp_path / "models").glob("*/*.keras"))
 
 
+@pytest.mark.parametrize("first", ["refused", "500", "invalid"])
+def test_a_second_source_in_another_layout_answers_when_the_first_fails(
+    http_server: LocalServer, tmp_path: Path, first: str
+) -> None:
+    series = synthetic_prices(150, seed=5)
+    hub = to_csv_bytes(series.rename(columns={"date": "Date", "close": "SP500"}))
+    second = http_server.serve("/hub.csv", Route(body=hub)) + "#date=Date&value=SP500"
+    down = {
+        "refused": f"http://127.0.0.1:{free_port()}/s.csv",
+        "500": http_server.serve("/err.csv", Route(status=500)),
+        "invalid": http_server.serve("/bad.csv", Route(body=_bad_csv())),
+    }[first]
+    warehouse = tmp_path / "w.duckdb"
+    config = settings(down, warehouse, models="naive")
+    config = config.model_copy(update={"source": (down, second)})
+    state = monthly_retrain(config, return_state=True)
+    assert state.is_completed(), state.message
+    ((source, passed_over),) = rows(warehouse, "SELECT source, passed_over FROM snapshots")
+    assert source == second
+    reason = {"refused": "ConnectError", "500": "HTTP 500", "invalid": "failed validation"}
+    assert passed_over.startswith(f"{down}: ") and reason[first] in passed_over
+    assert rows(warehouse, "SELECT count(*) FROM prices") == [(150,)]
+    assert rows(warehouse, "SELECT count(*) FROM validation_failures") == [(0,)]
+
+
 def test_scorecard_scores_each_forecast_when_its_month_arrives(
     http_server: LocalServer, tmp_path: Path
 ) -> None:
@@ -322,6 +349,45 @@ def test_scorecard_scores_each_forecast_when_its_month_arrives(
         assert error == pytest.approx(actual - forecasts[model, h])
     history = rows(warehouse, "SELECT model, count(*) FROM model_history GROUP BY 1 ORDER BY 1")
     assert history == [("drift", 2), ("naive", 2)]
+    assert rows(warehouse, "SELECT count(*) FROM revisions") == [(0,)]
+
+    # the provider revises two past months, one of them a scored target: exactly those
+    # two are recorded, and the scorecard scores against the revised close and says so
+    (second_run,) = rows(warehouse, "SELECT run_id FROM runs ORDER BY finished_at DESC")[0]
+    revised = series.copy()
+    revised.loc[[20, 150], "close"] *= [1.02, 0.99]
+    again = http_server.serve("/m3.csv", Route(body=to_csv_bytes(revised)))
+    third = monthly_retrain(settings(again, warehouse, models="naive,drift"), return_state=True)
+    assert third.is_completed() and third.result().status == "completed"
+    found = rows(
+        warehouse,
+        "SELECT month::VARCHAR, previous_close, close, relative_change, since_run_id"
+        " FROM revisions",
+    )
+    assert [(m, since) for m, *_, since in found] == [
+        (series["date"].iloc[20], second_run),
+        (series["date"].iloc[150], second_run),
+    ]
+    assert [round(change, 9) for *_, change, _ in found] == [0.02, -0.01]
+    marked = rows(
+        warehouse,
+        "SELECT target_month::VARCHAR, actual, actual_revised FROM forecast_scorecard"
+        " WHERE run_id = ? AND model = 'naive' ORDER BY horizon",
+        first_run,
+    )
+    assert [(m, r) for m, _, r in marked] == [
+        (series["date"].iloc[150], True),
+        (series["date"].iloc[151], False),
+        (series["date"].iloc[152], False),
+    ]
+    assert marked[0][1] == pytest.approx(revised["close"].iloc[150])
+    report = read_run_report(warehouse)
+    notes = data_notes(report.source, report.passed_over, report.revisions)
+    assert notes == [
+        f"Data from {again}.",
+        f"2 past months changed since run {second_run}, largest"
+        f" {series['date'].iloc[20][:7]} +2.0 %",
+    ]
 
 
 def test_tags_label_the_flow_run_but_not_its_task_runs(

@@ -183,7 +183,7 @@ def test_serve_schedules_and_runs_with_artifacts(
         "evaluate-lstm",
         "forecast-lstm",
     } <= names
-    for step in ("download_csv", "validate_prices", "make_windows", "write_run", "publish_results"):
+    for step in ("fetch_prices", "find_revisions", "make_windows", "write_run", "publish_results"):
         assert any(n.startswith(step) for n in names), (step, names)
     assert all(t.state.is_completed() for t in task_runs)
     assert {"sp500-leaderboard", "sp500-forecast"} <= set(keys)

@@ -4,12 +4,13 @@ import gzip
 import hashlib
 import socket
 import time
+from datetime import UTC, datetime
 
 import pytest
 
-from core.errors import SourceError
-from tasks.data.ingest import fetch_source
-from tests.conftest import LocalServer, Route
+from core.errors import SourceError, ValidationFailed
+from tasks.data.ingest import Download, fetch_source, first_valid_source
+from tests.conftest import LocalServer, Route, synthetic_prices, to_csv_bytes
 
 pytestmark = pytest.mark.unit
 
@@ -171,3 +172,70 @@ def test_short_content_length_reads_only_the_declared_bytes(http_server: LocalSe
     url = http_server.serve("/short.csv", Route(body=BODY, fault="short_length"))
     download, _ = fast(url)
     assert download.content == BODY[: len(BODY) // 2]
+
+
+def _download(location: str, content: bytes) -> Download:
+    return Download(location, content, hashlib.sha256(content).hexdigest(), datetime.now(UTC))
+
+
+GOOD = to_csv_bytes(synthetic_prices(40))
+DATAHUB = GOOD.replace(b"date,close", b"Date,SP500")
+
+
+def test_sources_are_tried_in_order_and_the_first_good_one_is_used() -> None:
+    asked: list[str] = []
+
+    def fetch(location: str) -> Download:
+        asked.append(location)
+        if location == "down.csv":
+            raise SourceError("could not download down.csv after 4 attempt(s): HTTP 500")
+        if location == "bad.csv":
+            return _download(location, b"date,close\n2000-01-01,-1\n")
+        return _download(location, DATAHUB)
+
+    passed: list[tuple[str, str]] = []
+    fetched = first_valid_source(
+        ["down.csv", "bad.csv", "hub.csv#date=Date&value=SP500", "never.csv"],
+        30,
+        fetch=fetch,
+        on_pass=lambda source, reason: passed.append((source, reason)),
+    )
+    assert asked == ["down.csv", "bad.csv", "hub.csv"]  # the mapping is not part of the fetch
+    assert fetched.download.source == "hub.csv#date=Date&value=SP500"
+    assert len(fetched.prices) == 40
+    assert [s for s, _ in fetched.passed_over] == ["down.csv", "bad.csv"]
+    assert "HTTP 500" in fetched.passed_over[0][1]
+    assert fetched.passed_over[1][1].startswith("failed validation:")
+    assert passed == list(fetched.passed_over)
+
+
+@pytest.mark.parametrize(
+    ("sources", "error", "message"),
+    [
+        (["a.csv"], SourceError, "^could not read a.csv$"),  # one source: its own error
+        (
+            ["a.csv", "b.csv"],
+            SourceError,
+            r"^no source gave a valid series: 1\) a.csv: could not read a.csv; 2\) b.csv: could"
+            r" not read b.csv$",
+        ),
+        (["hub.csv"], ValidationFailed, "columns_present"),  # default columns, datahub layout
+        (["a.csv", "hub.csv"], ValidationFailed, r"2\) hub.csv: failed validation: .*"),
+    ],
+)
+def test_when_every_source_fails_one_line_names_each(sources, error, message) -> None:
+    def fetch(location: str) -> Download:
+        if location == "hub.csv":
+            return _download(location, DATAHUB)
+        raise SourceError(f"could not read {location}")
+
+    with pytest.raises(error, match=message) as caught:
+        first_valid_source(sources, 30, fetch=fetch)
+    assert "\n" not in str(caught.value)
+
+
+def test_the_mapping_fragment_never_reaches_the_server(http_server: LocalServer) -> None:
+    url = http_server.serve("/hub.csv", Route(body=DATAHUB))
+    fetched = first_valid_source([f"{url}#date=Date&value=SP500"], 30)
+    assert http_server.hits["/hub.csv"] == 1  # a path with the fragment would be a 404
+    assert fetched.download.source.endswith("#date=Date&value=SP500")
