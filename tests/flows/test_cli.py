@@ -218,6 +218,8 @@ def test_report_prints_the_leaderboard_champion_and_due_diligence(
     text = result.stdout
     assert text.startswith("Leaderboard of run ")
     assert "\nChampion: " in text
+    (source,) = [x for x in text.splitlines() if x.startswith("Data from ")]
+    assert source.endswith(".") and "passing over" not in source  # one source answered
     assert "Due diligence (Diebold-Mariano tests over the test months)" in text
     verdicts = [x for x in text.splitlines() if x.startswith("- ")]
     assert len(verdicts) == 1 and verdicts[0].startswith("- drift vs naive: ")

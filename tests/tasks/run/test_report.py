@@ -6,6 +6,7 @@ import pytest
 
 from tasks.run.report import (
     choose_champion,
+    data_notes,
     due_diligence,
     forecast_markdown,
     leaderboard_table,
@@ -243,3 +244,41 @@ def test_due_diligence_reads_rmse_and_tests() -> None:
     assert lines == [
         "conv1d_lstm vs lstm: 1.0 % lower RMSE, p = 0.41: the convolution does not earn its place"
     ]  # gru did not run: no sentence
+
+
+@pytest.mark.parametrize(
+    ("passed_over", "revised", "lines"),
+    [
+        (None, [], ["Data from b.csv."]),
+        (
+            "a.csv: HTTP 500\nc.csv: failed validation: close_positive",
+            [("2026-02-01", 0.002), ("2026-04-01", 0.01), ("2026-03-01", -0.004)],
+            [
+                "Data from b.csv, after passing over a.csv: HTTP 500; c.csv: failed validation:"
+                " close_positive.",
+                "3 past months changed since run r1, largest 2026-04 +1.0 %",
+            ],
+        ),
+    ],
+)
+def test_the_artifact_says_where_the_data_came_from_and_what_was_revised(
+    tmp_path, passed_over, revised, lines
+) -> None:
+    revisions = pd.DataFrame(
+        [
+            {
+                "month": pd.Timestamp(m),
+                "previous_close": 1.0,
+                "close": 1.0 + c,
+                "relative_change": c,
+                "since_run_id": "r1",
+            }
+            for m, c in revised
+        ],
+        columns=["month", "previous_close", "close", "relative_change", "since_run_id"],
+    )
+    notes = data_notes("b.csv", passed_over, revisions)
+    assert notes == lines
+    _, _, forecasts = frames(1)
+    text = forecast_markdown(forecasts, "lstm", "because", None, notes=notes)
+    assert text.index("because") < text.index(lines[-1]) < text.index("| model | point")
