@@ -517,7 +517,9 @@ class RunReport:
     prices: pd.DataFrame  # month, close of the run's snapshot
     predictions: pd.DataFrame  # model, month, actual, predicted
     forecasts: pd.DataFrame  # model, target_month, horizon, point, bounds
-    scorecard: pd.DataFrame  # model, horizon, n, mean_abs_pct_error, coverage_80, coverage_95
+    # model, horizon, n, mean_abs_pct_error, coverage_80, coverage_95, revised (actuals a
+    # provider revised after the forecast; from migration 008)
+    scorecard: pd.DataFrame
     comparisons: pd.DataFrame  # model, baseline, split ('test'), dm_stat, dm_pvalue, n
     champions: pd.DataFrame  # horizon, model, rmse, dm_pvalue (rolling); empty before 007
     source: str = ""  # the source that answered
@@ -580,10 +582,12 @@ def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
                 " WHERE run_id = ? ORDER BY month",
                 [run_id],
             ).df()
+        # how many scored actuals a provider revised since (the column exists from 008 on)
+        revised = ", sum(actual_revised::INTEGER) AS revised" if revisions is not None else ""
         scorecard = con.execute(
             "SELECT model, horizon, count(*) AS n, avg(abs_pct_error) AS mean_abs_pct_error,"
             " avg(inside_80::INTEGER) AS coverage_80, avg(inside_95::INTEGER) AS coverage_95"
-            " FROM forecast_scorecard GROUP BY model, horizon"
+            f"{revised} FROM forecast_scorecard GROUP BY model, horizon"
             " ORDER BY horizon, mean_abs_pct_error, model"
         ).df()
     import pandas as pd  # noqa: PLC0415 (sp500 query stays free of pandas)

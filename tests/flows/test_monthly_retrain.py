@@ -382,6 +382,8 @@ def test_scorecard_scores_each_forecast_when_its_month_arrives(
     ]
     assert marked[0][1] == pytest.approx(revised["close"].iloc[150])
     report = read_run_report(warehouse)
+    revised_actuals = report.scorecard.set_index(["model", "horizon"])["revised"]
+    assert revised_actuals[("naive", 1)] == 1 and revised_actuals[("naive", 2)] == 0
     notes = data_notes(report.source, report.passed_over, report.revisions)
     assert notes == [
         f"Data from {again}.",
