@@ -426,6 +426,103 @@ def check_finite(fit: StackedFit) -> None:
         raise PipelineError(f"{fit.name}: training diverged (NaN loss) for {labels}")
 
 
+class MemberAdam(keras.optimizers.Adam):
+    """Adam with a step count per member, that leaves a member alone on steps without its samples.
+
+    In a stacked fit of members with different numbers of samples, each step gives every
+    member a batch of its own (``MemberBatches``); a member whose batches ran out for the
+    epoch gets none, so its part of every gradient is exactly zero (the masked loss adds
+    nothing for it). Plain Adam would still move it (its momentum) and count the step in
+    its bias correction. Here such a member's weights, moments and step count stay as they
+    are, so each member takes the steps a separate fit of its own samples would take, with
+    Adam's arithmetic unchanged: a member active on every step follows plain Adam exactly.
+    """
+
+    def __init__(self, members: int, **kwargs: object) -> None:
+        """Adam's arguments; ``members`` is the size of every variable's leading axis."""
+        super().__init__(**kwargs)
+        self.members = members
+        self._active: object = None
+        self._steps: object = None
+
+    def build(self, var_list: list) -> None:  # noqa: D102
+        if self.built:
+            return
+        super().build(var_list)
+        self._member_steps = self.add_variable(
+            (self.members,), initializer="zeros", dtype="float32", name="member_steps"
+        )
+
+    def apply(self, grads: list, trainable_variables: list | None = None) -> None:  # noqa: D102
+        variables = trainable_variables or self._trainable_variables
+        if not self.built:
+            self.build(variables)
+        active = None
+        for grad in grads:
+            moved = ops.any(ops.not_equal(ops.reshape(grad, (self.members, -1)), 0), axis=1)
+            active = moved if active is None else ops.logical_or(active, moved)
+        self._member_steps.assign_add(ops.cast(active, "float32"))
+        self._active, self._steps = active, self._member_steps.value
+        super().apply(grads, trainable_variables)
+
+    def update_step(self, gradient: object, variable: object, learning_rate: object) -> None:
+        """Adam's update per member, with the member's own step in the bias correction."""
+        dtype = variable.dtype
+        shape = (self.members,) + (1,) * (len(variable.shape) - 1)
+        lr = ops.cast(learning_rate, dtype)
+        gradient = ops.cast(gradient, dtype)
+        active = ops.reshape(ops.cast(self._active, dtype), shape)
+        local_step = ops.reshape(ops.maximum(ops.cast(self._steps, dtype), 1.0), shape)
+        beta_1_power = ops.power(ops.cast(self.beta_1, dtype), local_step)
+        beta_2_power = ops.power(ops.cast(self.beta_2, dtype), local_step)
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        self.assign_add(m, active * ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
+        self.assign_add(
+            v, active * ops.multiply(ops.subtract(ops.square(gradient), v), 1 - self.beta_2)
+        )
+        self.assign_sub(
+            variable,
+            active * ops.divide(ops.multiply(m, alpha), ops.add(ops.sqrt(v), self.epsilon)),
+        )
+
+
+class MemberBatches:
+    """Each epoch's batches, in which every member gets its own samples, reshuffled each epoch.
+
+    Step k of an epoch gives member g samples ``perm_g[kB : (k + 1)B]`` of its own ``[0,
+    samples_g)``, so it sees full batches and ``ceil(samples_g / B)`` steps per epoch, as a
+    separate fit of its samples would; the epoch has as many steps as the largest member
+    needs, and a member whose batches ran out gets zero rows (weight 0) for the rest.
+    """
+
+    def __init__(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        samples: Sequence[int],
+        batch_size: int,
+        seed: int,
+    ) -> None:
+        """``inputs`` / ``targets`` as ``training_arrays`` returns them."""
+        self.inputs, self.targets, self.samples = inputs, targets, list(samples)
+        self.rows = batches_per_epoch(max(self.samples), batch_size) * batch_size
+        self.rng = np.random.default_rng(seed)
+        self.members = np.arange(len(self.samples))
+
+    def epoch(self) -> tuple[np.ndarray, np.ndarray]:
+        """The next epoch's inputs ``(steps * B, G, w, 1)`` and targets, in step order."""
+        order = np.full((self.rows, len(self.samples)), -1)
+        for g, n in enumerate(self.samples):
+            order[:n, g] = self.rng.permutation(n)
+        empty = order < 0
+        x = self.inputs[np.maximum(order, 0), self.members]
+        y = self.targets[np.maximum(order, 0), self.members]
+        x[empty], y[empty] = 0.0, 0.0
+        return x, y
+
+
 def fit_stacked(
     name: str,
     builder: KerasBuilder,
@@ -436,10 +533,13 @@ def fit_stacked(
     batch_size: int,
     report: Callable[[int, float], None] | None = None,
 ) -> StackedFit:
-    """Fit G members of one network in one Keras ``fit`` on the windows they share.
+    """Fit G members of one network in one Keras ``fit``, each on its own samples.
 
-    Batches are drawn from samples ``[0, max(samples))``; each member learns only from its
-    own first ``samples`` (its 0/1 weight), scaled by its own scaler.
+    Members that share their samples share their batches (Keras's shuffle, plain Adam:
+    exactly a plain Keras fit when G = 1). Members with different numbers of samples each
+    get batches of their own (``MemberBatches``, one ``fit`` call per epoch) and take the
+    steps a separate fit of their samples would take (``MemberAdam``), each scaled by its
+    own scaler.
 
     Raises:
         PipelineError: a member's loss became NaN (names the model and the member).
@@ -449,22 +549,40 @@ def fit_stacked(
     fit = build_stacked(name, builder, window, members)
     X, targets = training_arrays(fit, windows)
     keras.utils.set_random_seed(members[0].seed)  # the batch order
+    sizes = [m.samples for m in members]
+    shared = len(set(sizes)) == 1
     # One compiled call runs a whole epoch: the same batches and updates as one call per
     # batch, without the Python round trip between steps.
     fit.network.compile(
-        optimizer=keras.optimizers.Adam(),
+        optimizer=keras.optimizers.Adam() if shared else MemberAdam(len(members)),
         loss=masked_member_loss,
         steps_per_execution=batches_per_epoch(len(X), batch_size),
     )
-    fit.network.fit(
-        X,
-        targets,
-        epochs=epochs,
-        batch_size=batch_size,
-        shuffle=True,
-        verbose=0,
-        callbacks=[_EpochReport(report, epochs, len(members))] if report else [],
-    )
+    callbacks = [_EpochReport(report, epochs, len(members))] if report else []
+    if shared:
+        fit.network.fit(
+            X,
+            targets,
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=True,
+            verbose=0,
+            callbacks=callbacks,
+        )
+    else:
+        batches = MemberBatches(X, targets, sizes, batch_size, members[0].seed)
+        for epoch in range(epochs):  # one call per epoch: its batches are built for it
+            x, y = batches.epoch()
+            fit.network.fit(
+                x,
+                y,
+                batch_size=batch_size,
+                shuffle=False,
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                verbose=0,
+                callbacks=callbacks,
+            )
     fit.train_seconds = time.perf_counter() - started
     check_finite(fit)
     return fit

@@ -10,6 +10,8 @@ from tasks.data.windows import Windows, fit_scaler, make_windows
 from tasks.models.registry import KERAS_BUILDERS, model_spec
 from tasks.models.stacked import (
     Member,
+    MemberAdam,
+    MemberBatches,
     batches_per_epoch,
     build_stacked,
     check_finite,
@@ -203,3 +205,55 @@ def test_a_variant_stacks_and_exports_like_its_base(float64: None) -> None:
     for g in range(2):
         single = keras.ops.convert_to_numpy(fit.export(g)(inputs[:, g])).reshape(-1)
         np.testing.assert_allclose(stacked[:, g], single, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.unit
+def test_every_member_gets_full_batches_of_its_own_samples_each_epoch() -> None:
+    n, g = 10, 3
+    inputs = np.arange(n * g, dtype=float).reshape(n, g, 1, 1) + 1.0
+    targets = np.stack([inputs[..., 0, 0], np.ones((n, g))], axis=-1)
+    batches = MemberBatches(inputs, targets, [10, 7, 3], batch_size=4, seed=1)
+    first, _ = batches.epoch()
+    second, weights = batches.epoch()
+    assert first.shape == (12, 3, 1, 1)  # ceil(10 / 4) = 3 steps of 4 rows
+    for member, samples in enumerate([10, 7, 3]):
+        own = sorted(inputs[:samples, member, 0, 0])
+        for epoch in (first, second):  # each epoch: its own samples, once, first
+            assert sorted(epoch[:samples, member, 0, 0]) == own
+            assert not epoch[samples:, member].any()
+        assert weights[:samples, member, 1].all() and not weights[samples:, member, 1].any()
+    assert not np.array_equal(first, second)  # reshuffled
+    again = MemberBatches(inputs, targets, [10, 7, 3], batch_size=4, seed=1).epoch()[0]
+    np.testing.assert_array_equal(again, first)  # the seed fixes the order
+
+
+@pytest.mark.unit
+def test_a_member_without_samples_in_a_step_stands_still_and_keeps_its_own_step_count() -> None:
+    """Member 1 has samples in steps 1 and 4 only: it moves as Adam's steps 1 and 2 would.
+
+    Plain Adam would move it in steps 2 and 3 too (its momentum) and correct its bias for
+    four steps, not two.
+    """
+    steps = [np.array([[0.5, -1.0], [0.7, -0.2]]), np.array([[0.2, 0.1], [0.0, 0.0]])]
+    steps += [np.array([[-0.3, 0.4], [0.0, 0.0]]), np.array([[0.1, 0.1], [0.3, 0.9]])]
+    stacked = keras.Variable(np.ones((2, 2)), dtype="float32")
+    optimizer = MemberAdam(2, learning_rate=0.1)
+    alone = [keras.Variable(np.ones((1, 2)), dtype="float32") for _ in range(2)]
+    plain = [keras.optimizers.Adam(learning_rate=0.1) for _ in range(2)]
+    after_first = None
+    for k, grad in enumerate(steps):
+        optimizer.apply([keras.ops.convert_to_tensor(grad, "float32")], [stacked])
+        for member in (0, 1):
+            if grad[member].any():
+                plain[member].apply([grad[member : member + 1].astype("float32")], [alone[member]])
+        member_1 = keras.ops.convert_to_numpy(stacked)[1]
+        if k == 0:
+            after_first = member_1.copy()
+        elif k < 3:  # no sample for member 1: it stands still
+            np.testing.assert_array_equal(member_1, after_first)
+    for member in (0, 1):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(stacked)[member],
+            keras.ops.convert_to_numpy(alone[member])[0],
+            rtol=1e-6,
+        )
