@@ -65,9 +65,7 @@ def _number(value: object) -> float | None:
     return None if math.isnan(number) else round(number, 4)
 
 
-def run_events(
-    output: RunOutput, champion: str, changes: RunChanges, horizons: Sequence[int] = ()
-) -> list[RunEvent]:
+def run_events(output: RunOutput, champion: str, changes: RunChanges) -> list[RunEvent]:
     """The events of one completed monthly run, in the order they are emitted.
 
     ``champion`` is the run's champion (its next-month forecast goes into
@@ -92,7 +90,7 @@ def run_events(
     before = dict(zip(champions["horizon"], champions["model"], strict=True))
     for row in output.rolling_champions.itertuples(index=False):
         old = before.get(row.horizon)
-        if old is not None and old != row.model and (not horizons or row.horizon in horizons):
+        if old is not None and old != row.model:
             events.append(
                 RunEvent(
                     CHAMPION_CHANGED,
