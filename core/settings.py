@@ -75,8 +75,7 @@ class Settings(BaseSettings):
 
     @field_validator("source")
     @classmethod
-    def _known_sources(cls, value: tuple[str, ...] | str) -> tuple[str, ...]:
-        value = split_sources(value) if isinstance(value, str) else value
+    def _known_sources(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if not value:
             raise ValueError("empty source list: pass --source URL or set SP500_SOURCE")
         for text in value:

@@ -454,11 +454,13 @@ SERVER_HELP = (
 
 
 def _absolute_source(source: str) -> str:
-    location, hash_sign, fragment = source.partition("#")
+    from core.sources import parse_source  # noqa: PLC0415
+
+    location = parse_source(source).location
     path = Path(location)
     if "://" in location or not path.exists():
         return source
-    return str(path.resolve()) + hash_sign + fragment
+    return str(path.resolve()) + source.strip()[len(location) :]  # the mapping stays
 
 
 @app.command()

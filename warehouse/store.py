@@ -270,7 +270,7 @@ MISSED_COLUMNS = ["model", "horizon", "target_month", "actual", "lower_95", "upp
 
 
 def _empty_frame(columns: list[str]) -> pd.DataFrame:
-    import pandas as pd  # noqa: PLC0415
+    import pandas as pd  # noqa: PLC0415 (sp500 query stays free of pandas)
 
     return pd.DataFrame(columns=columns)
 
@@ -369,9 +369,7 @@ TABLE_COLUMNS: dict[str, list[str]] = {
 
 
 def _empty(table: str) -> pd.DataFrame:
-    import pandas as pd  # noqa: PLC0415
-
-    return pd.DataFrame(columns=TABLE_COLUMNS[table])
+    return _empty_frame(TABLE_COLUMNS[table])
 
 
 def _insert_frame(
@@ -614,11 +612,8 @@ def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(
-        con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[
-            0
-        ][0]
-    )
+    found = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name])
+    return found.fetchall()[0][0] > 0
 
 
 def storage_version(path: Path) -> str:

@@ -24,9 +24,8 @@ def find_revisions(prices: pd.DataFrame, previous: pd.DataFrame, since_run_id: s
         previous[["month", "close"]].rename(columns={"close": "previous_close"}), on="month"
     )
     change = both["close"].to_numpy() / both["previous_close"].to_numpy() - 1.0
-    changed = both[np.abs(change) > REVISION_TOLERANCE].assign(
-        relative_change=change[np.abs(change) > REVISION_TOLERANCE], since_run_id=since_run_id
-    )
+    revised = np.abs(change) > REVISION_TOLERANCE
+    changed = both[revised].assign(relative_change=change[revised], since_run_id=since_run_id)
     return changed[REVISION_COLUMNS].reset_index(drop=True)
 
 

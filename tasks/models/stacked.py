@@ -442,8 +442,7 @@ class MemberAdam(keras.optimizers.Adam):
         """Adam's arguments; ``members`` is the size of every variable's leading axis."""
         super().__init__(**kwargs)
         self.members = members
-        self._active: object = None
-        self._steps: object = None
+        self._active: object = None  # this step's members with a sample (set by ``apply``)
 
     def build(self, var_list: list) -> None:  # noqa: D102
         if self.built:
@@ -462,7 +461,7 @@ class MemberAdam(keras.optimizers.Adam):
             moved = ops.any(ops.not_equal(ops.reshape(grad, (self.members, -1)), 0), axis=1)
             active = moved if active is None else ops.logical_or(active, moved)
         self._member_steps.assign_add(ops.cast(active, "float32"))
-        self._active, self._steps = active, self._member_steps.value
+        self._active = active
         super().apply(grads, trainable_variables)
 
     def update_step(self, gradient: object, variable: object, learning_rate: object) -> None:
@@ -472,7 +471,7 @@ class MemberAdam(keras.optimizers.Adam):
         lr = ops.cast(learning_rate, dtype)
         gradient = ops.cast(gradient, dtype)
         active = ops.reshape(ops.cast(self._active, dtype), shape)
-        local_step = ops.reshape(ops.maximum(ops.cast(self._steps, dtype), 1.0), shape)
+        local_step = ops.reshape(ops.maximum(ops.cast(self._member_steps, dtype), 1.0), shape)
         beta_1_power = ops.power(ops.cast(self.beta_1, dtype), local_step)
         beta_2_power = ops.power(ops.cast(self.beta_2, dtype), local_step)
         m = self._momentums[self._get_variable_index(variable)]

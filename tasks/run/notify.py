@@ -32,9 +32,17 @@ from uuid import UUID
 
 import pandas as pd
 from prefect import get_run_logger, task
+from prefect.automations import AutomationCore, CallWebhook, EventTrigger
+from prefect.blocks.webhook import Webhook
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.events import emit_event
+from prefect.events.worker import EventsWorker
+from prefect.runtime import flow_run as current_flow_run
+from prefect.settings import PREFECT_UI_URL
+from prefect.utilities.urls import url_for
 
-from tasks.run.report import choose_champion
+from tasks.run.report import choose_champion, largest_revision
 from warehouse.store import RunChanges, RunOutput, run_changes
 
 MISSED = "sp500.forecast.missed"
@@ -98,7 +106,7 @@ def run_events(output: RunOutput, champion: str, changes: RunChanges) -> list[Ru
                 )
             )
     if len(output.revisions):
-        largest = output.revisions.loc[output.revisions["relative_change"].abs().idxmax()]
+        largest = largest_revision(output.revisions)
         events.append(
             RunEvent(
                 DATA_REVISED,
@@ -133,8 +141,6 @@ def emit_run_events(
     ``flow_run`` (its name and UI link) goes into every payload, so a notification names the
     run without another look-up. Inside a flow, Prefect relates each event to the flow run.
     """
-    from prefect.events import emit_event  # noqa: PLC0415
-
     resource = {"prefect.resource.id": f"sp500.run.{run_id}", "prefect.resource.name": run_id}
     sent = 0
     for item in events:
@@ -163,11 +169,7 @@ def emit_run_events_task(
 
 def _flow_run_fields() -> dict[str, str | None]:
     """The current flow run's name (as renamed during the run) and its UI link."""
-    from prefect.client.orchestration import get_client  # noqa: PLC0415
-    from prefect.runtime import flow_run  # noqa: PLC0415
-    from prefect.utilities.urls import url_for  # noqa: PLC0415
-
-    run_id = flow_run.get_id()
+    run_id = current_flow_run.get_id()
     if run_id is None:
         return {"flow_run": None, "link": None}
     with get_client(sync_client=True) as client:
@@ -216,8 +218,6 @@ def automation_for(spec: AutomationSpec, block_id: UUID, ui: str = "") -> Any:
     ``ui`` (the UI's address) goes into the body as a constant: the server renders links
     with its own ``PREFECT_UI_URL``, which a plain ``prefect server start`` leaves unset.
     """
-    from prefect.automations import AutomationCore, CallWebhook, EventTrigger  # noqa: PLC0415
-
     match_related = (
         {"prefect.resource.role": "flow", "prefect.resource.name": list(WATCHED_FLOWS)}
         if spec.flows_only
@@ -248,10 +248,6 @@ def install_automations(url: str) -> list[str]:
     Idempotent: an automation that exists (names are not unique on the server, so every one
     of that name) is updated to the current definition, and duplicates are deleted.
     """
-    from prefect.blocks.webhook import Webhook  # noqa: PLC0415
-    from prefect.client.orchestration import get_client  # noqa: PLC0415
-    from prefect.settings import PREFECT_UI_URL  # noqa: PLC0415
-
     ui = (PREFECT_UI_URL.value() or "").rstrip("/")
     block = Webhook(method="POST", url=url, headers={"Content-Type": "application/json"})
     block_id = block.save(BLOCK_NAME, overwrite=True)
@@ -273,9 +269,6 @@ def install_automations(url: str) -> list[str]:
 
 def send_test_event() -> None:
     """Emit ``sp500.notify.test``: its automation sends one message the way the others do."""
-    from prefect.events import emit_event  # noqa: PLC0415
-    from prefect.events.worker import EventsWorker  # noqa: PLC0415
-
     emit_event(
         event=TEST_EVENT,
         resource={"prefect.resource.id": "sp500.notify", "prefect.resource.name": "sp500 notify"},

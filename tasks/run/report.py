@@ -143,11 +143,16 @@ def backtest_table(
     return rows
 
 
+def largest_revision(revisions: pd.DataFrame) -> pd.Series:
+    """The ``revisions`` row whose close changed most, either way."""
+    return revisions.loc[revisions["relative_change"].abs().idxmax()]
+
+
 def revision_summary(revisions: pd.DataFrame | None) -> str | None:
     """One line: "3 past months changed since run …, largest 2026-04 +1.0 %"; None if none."""
     if revisions is None or revisions.empty:
         return None
-    largest = revisions.loc[revisions["relative_change"].abs().idxmax()]
+    largest = largest_revision(revisions)
     count = len(revisions)
     months = "past month" if count == 1 else "past months"
     return (
