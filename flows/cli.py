@@ -102,6 +102,19 @@ BOARD = [
 ]
 
 
+LESSON_TABLE = (
+    "The lesson's table (test split; rmse of the seed ensemble, its members' spread beside"
+    " it; dm_pvalue: Diebold-Mariano against naive). It crowns no champion."
+)
+# What `sp500 run` and `sp500 report` print of the verdict per horizon.
+VERDICT = ["horizon", "model", "rmse", "best_model", "dm_pvalue_vs_best", "kept"]
+VERDICT_TITLE = (
+    "Champion per horizon (rolling evaluation since 1975 or --evaluate-from: the model with the"
+    " fewest parameters among those not significantly worse than the lowest-RMSE model,"
+    " one-sided Diebold-Mariano at 10 %)"
+)
+
+
 def _settings(overrides: dict[str, Any]) -> Settings:
     # pydantic-settings costs a few hundred ms to import: only commands that need it pay
     from pydantic import ValidationError  # noqa: PLC0415
@@ -263,7 +276,12 @@ def run(
         raise _fail(message, 2 if message.startswith("invalid settings:") else 1)
     summary = state.result()
     if summary.leaderboard:
+        typer.echo(LESSON_TABLE)
         typer.echo(_format_table(BOARD, [tuple(r[c] for c in BOARD) for r in summary.leaderboard]))
+    if summary.champions:
+        typer.echo(f"\n{VERDICT_TITLE}")
+        rows = [tuple(r[c] for c in VERDICT) for r in summary.champions]
+        typer.echo(_format_table(VERDICT, rows))
     typer.echo(summary.message)
 
 
@@ -592,12 +610,13 @@ def report(
 ) -> None:
     """Print the leaderboard, forecasts and scorecard; write the forecast report PNG."""
     from tasks.run.report import (  # noqa: PLC0415
-        champion_path,
-        choose_champion,
+        champion_reason,
+        coverage_by_decade,
         data_notes,
-        drawn_path_note,
         due_diligence,
         horizon_champions,
+        path_models,
+        render_history,
         render_report,
     )
     from warehouse.store import read_run_report  # noqa: PLC0415
@@ -605,36 +624,40 @@ def report(
     settings = _settings({"warehouse": warehouse})
     with _one_line_errors():
         data = read_run_report(settings.warehouse, run_id)
-    typer.echo(f"Leaderboard of run {data.run_id} (rmse of the seed ensemble; its members'")
-    typer.echo("spread beside it; dm_pvalue: Diebold-Mariano test against naive)")
-    typer.echo(_format_table(BOARD, [tuple(r[c] for c in BOARD) for r in data.leaderboard]))
-    champion, reason = choose_champion(data.leaderboard)
-    typer.echo(f"\nChampion: {champion}. {reason}")
+    typer.echo(f"Run {data.run_id}")
+    if not data.champions.empty:
+        typer.echo(f"\nChampion: {champion_reason(data.champions.iloc[0])}")
     if data.source:
         for note in data_notes(data.source, data.passed_over, data.revisions):
             typer.echo(note)
-    rmse = {str(r["model"]): float(r["rmse"]) for r in data.leaderboard}
-    verdicts = due_diligence(rmse, data.comparisons)
-    if verdicts:
-        typer.echo("\nDue diligence (Diebold-Mariano tests over the test months)")
-        for verdict in verdicts:
-            typer.echo(f"- {verdict}")
     forecasts = data.forecasts.assign(target_month=data.forecasts["target_month"].dt.date)
     columns = ["model", "target_month", "point", "lower_80", "upper_80", "lower_95", "upper_95"]
     next_month = forecasts[forecasts["horizon"] == 1]
-    typer.echo("\nForecasts for next month (best test RMSE first)")
+    typer.echo("\nForecasts for next month (lowest test RMSE first)")
     typer.echo(_format_table(columns, list(next_month[columns].itertuples(index=False))))
-    path = champion_path(forecasts, champion)
-    if len(path) > 1:
-        typer.echo(f"\n{champion}, {len(path)} months ahead (recursive; bands from earlier errors)")
-        columns = ["horizon", *columns[1:]]
+    path = horizon_champions(forecasts, data.champions)
+    if len(path):
+        typer.echo(f"\n{VERDICT_TITLE}")
+        verdicts = data.champions.merge(path[["horizon", "target_month", "point"]], on="horizon")
+        shown = ["horizon", "target_month", "model", "point", *VERDICT[2:]]
+        typer.echo(_format_table(shown, list(verdicts[shown].itertuples(index=False))))
+        typer.echo(f"\nThe path: each horizon's champion ({path_models(path)}), with its bands")
+        columns = ["horizon", "model", *columns[1:]]
         typer.echo(_format_table(columns, list(path[columns].itertuples(index=False))))
-    table = horizon_champions(forecasts, data.champions)
-    if len(table):
-        typer.echo("\nChampion per horizon (rolling evaluation: lowest RMSE among models that")
-        typer.echo("beat naive at h; bands from earlier errors only; dm_pvalue against naive)")
-        typer.echo(_format_table(list(table.columns), list(table.itertuples(index=False))))
-        typer.echo(drawn_path_note(champion, table))
+    decades = coverage_by_decade(data.champion_history)
+    if len(decades):
+        typer.echo(
+            "\nCoverage of the path's rolling bands per decade (hN 80: the 80 % band at h = N)"
+        )
+        typer.echo(_format_table(list(decades.columns), list(decades.itertuples(index=False))))
+    typer.echo(f"\n{LESSON_TABLE}")
+    typer.echo(_format_table(BOARD, [tuple(r[c] for c in BOARD) for r in data.leaderboard]))
+    rmse = {str(r["model"]): float(r["rmse"]) for r in data.leaderboard}
+    verdict_lines = due_diligence(rmse, data.comparisons)
+    if verdict_lines:
+        typer.echo("\nDue diligence (Diebold-Mariano tests over the test months)")
+        for line in verdict_lines:
+            typer.echo(f"- {line}")
     typer.echo("\nScorecard (stored forecasts whose month has since arrived)")
     if data.scorecard.empty:
         typer.echo("nothing to score yet: it fills once a later run brings the forecast month")
@@ -647,13 +670,13 @@ def report(
             data.prices,
             data.predictions,
             data.forecasts,
-            champion,
-            directory / f"{data.run_id}.png",
             data.champions,
+            directory / f"{data.run_id}.png",
         )
+        history = render_history(data.champion_history, directory / f"{data.run_id}-history.png")
     except OSError as exc:
         raise _fail(f"cannot write the report to {directory}: {exc.strerror}") from None
-    typer.echo(f"\nreport written to {png}")
+    typer.echo(f"\nreport written to {png}" + (f" and {history}" if history else ""))
 
 
 warehouse_app = typer.Typer(

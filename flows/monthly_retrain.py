@@ -13,10 +13,11 @@ from tasks.data.ingest import fetch_prices
 from tasks.data.revisions import find_revisions_task
 from tasks.data.windows import make_windows_task, min_rows_needed, split_task
 from tasks.evaluation.evaluate import compare_models_task, evaluate_model, rank_evaluations
-from tasks.evaluation.forecast import forecast_next, with_live_bands
+from tasks.evaluation.forecast import band_forecasts, forecast_next
 from tasks.evaluation.rolling import (
     combine_rolling_task,
     fit_model_task,
+    past_moves,
     plan_rolling_task,
     score_rolling_task,
 )
@@ -36,7 +37,8 @@ class RunSummary:
     run_id: str
     status: str  # "completed" or "unchanged"
     message: str
-    leaderboard: list[dict[str, object]] = field(default_factory=list)
+    leaderboard: list[dict[str, object]] = field(default_factory=list)  # the lesson's table
+    champions: list[dict[str, object]] = field(default_factory=list)  # one verdict per horizon
 
 
 @flow(name="monthly-retrain", flow_run_name="retrain-pending", log_prints=False)
@@ -101,8 +103,9 @@ def _retrain(settings: Settings, run: RunLifecycle) -> RunSummary:
         models += [fitted, final]
         evaluations.append(evaluation)
         forecasts += forecast_next(final, prices, settings.window, evaluation, settings.horizon)
-    scored = score_rolling_task(list(rolling.values()), windows)
-    forecasts = with_live_bands(forecasts, scored.live)
+    n_params = {name: fits[name][1].n_params for name in settings.models}
+    scored = score_rolling_task(list(rolling.values()), windows, n_params)
+    forecasts = band_forecasts(forecasts, scored.live, past_moves(windows))
     comparisons = compare_models_task(evaluations)
     leaderboard = rank_evaluations(evaluations, comparisons)
     output = build_output(
@@ -111,10 +114,14 @@ def _retrain(settings: Settings, run: RunLifecycle) -> RunSummary:
     run.commit(output)
 
     publish_results(output, leaderboard, settings.reports_dir)
-    emit_run_events_task(output, leaderboard, settings.warehouse)
+    emit_run_events_task(output, settings.warehouse)
     target = month_span(f.target_month for f in forecasts)
     message = f"run {run.run_id} completed: {len(evaluations)} models, forecasts for {target}"
     logger.info(message)
     return RunSummary(
-        run_id=run.run_id, status="completed", message=message, leaderboard=leaderboard
+        run_id=run.run_id,
+        status="completed",
+        message=message,
+        leaderboard=leaderboard,
+        champions=scored.champions.to_dict("records"),
     )

@@ -362,8 +362,20 @@ TABLE_COLUMNS: dict[str, list[str]] = {
         "interval_score_80",
         "interval_score_95",
         "width_95",
+        "coverage_80_low",
+        "coverage_80_high",
+        "coverage_95_low",
+        "coverage_95_high",
     ],
-    "rolling_champions": ["horizon", "model", "rmse", "dm_pvalue"],
+    "rolling_champions": [
+        "horizon",
+        "model",
+        "rmse",
+        "dm_pvalue",
+        "best_model",
+        "kept",
+        "dm_pvalue_vs_best",
+    ],
     "revisions": ["month", "previous_close", "close", "relative_change", "since_run_id"],
 }
 
@@ -519,7 +531,8 @@ class RunReport:
     # provider revised after the forecast; from migration 008)
     scorecard: pd.DataFrame
     comparisons: pd.DataFrame  # model, baseline, split ('test'), dm_stat, dm_pvalue, n
-    champions: pd.DataFrame  # horizon, model, rmse, dm_pvalue (rolling); empty before 007
+    champions: pd.DataFrame  # TABLE_COLUMNS["rolling_champions"]; empty before 007
+    champion_history: pd.DataFrame  # each horizon's champion's rolling forecasts with bands
     source: str = ""  # the source that answered
     passed_over: str | None = None  # sources tried first, "source: reason" per line
     revisions: pd.DataFrame | None = None  # TABLE_COLUMNS["revisions"]; None before 008
@@ -565,8 +578,17 @@ def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
             [run_id],
         ).df()
         champions = con.execute(
-            "SELECT horizon, model, rmse, dm_pvalue FROM rolling_champions"
+            f"SELECT {_select_list(con, 'rolling_champions')} FROM rolling_champions"
             " WHERE run_id = ? ORDER BY horizon",
+            [run_id],
+        ).df()
+        # the drawn path's history: each horizon's champion's rolling forecasts
+        champion_history = con.execute(
+            "SELECT p.model, p.forecast_month, p.horizon, p.target_month, p.point,"
+            " p.lower_80, p.upper_80, p.lower_95, p.upper_95, p.actual"
+            " FROM rolling_predictions p JOIN rolling_champions c"
+            " ON c.run_id = p.run_id AND c.model = p.model AND c.horizon = p.horizon"
+            " WHERE p.run_id = ? ORDER BY p.horizon, p.forecast_month",
             [run_id],
         ).df()
         snapshot = con.execute(
@@ -590,7 +612,13 @@ def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
         ).df()
     import pandas as pd  # noqa: PLC0415 (sp500 query stays free of pandas)
 
-    for frame, column in ((prices, "month"), (predictions, "month"), (forecasts, "target_month")):
+    for frame, column in (
+        (prices, "month"),
+        (predictions, "month"),
+        (forecasts, "target_month"),
+        (champion_history, "forecast_month"),
+        (champion_history, "target_month"),
+    ):
         frame[column] = pd.to_datetime(frame[column])
     return RunReport(
         run_id=run_id,
@@ -601,6 +629,7 @@ def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
         scorecard=scorecard,
         comparisons=comparisons,
         champions=champions,
+        champion_history=champion_history,
         source=str(snapshot["source"].iloc[0]) if len(snapshot) else "",
         passed_over=(
             snapshot["passed_over"].iloc[0]
@@ -609,6 +638,20 @@ def read_run_report(path: Path, run_id: str | None = None) -> RunReport:
         ),
         revisions=revisions,
     )
+
+
+def _select_list(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """``TABLE_COLUMNS[table]`` as a select list, NULL for columns a later migration adds.
+
+    A warehouse opened read-only is not migrated, so a report of an older file still reads.
+    """
+    present = {
+        row[0]
+        for row in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [table]
+        ).fetchall()
+    }
+    return ", ".join(c if c in present else f"NULL AS {c}" for c in TABLE_COLUMNS[table])
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:

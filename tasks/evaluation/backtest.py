@@ -185,7 +185,7 @@ def backtest_rows(frame: pd.DataFrame, windows: Windows) -> pd.DataFrame:
     A band uses only the errors of earlier origins whose month has arrived (per side,
     adapted online: ``tasks.evaluation.calibrate``); the first ``WARM_UP`` origins have none.
     """
-    banded, _ = calibrate_rolling(frame, windows.months[-1])
+    banded, _ = calibrate_rolling(frame, windows)
     extra = frame.set_index("target_month")[["train_seconds", "seed"]]
     out = banded.join(extra, on="target_month").rename(columns={"point": "predicted"})
     return out.assign(fit="scratch")[BACKTEST_COLUMNS]

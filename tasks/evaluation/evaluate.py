@@ -60,6 +60,13 @@ class DieboldMariano:
     pvalue: float  # two-sided, Student t with n - 1 degrees of freedom
     n: int
 
+    @property
+    def one_sided_pvalue(self) -> float:
+        """P-value of "the model's squared errors are larger than the baseline's" (NaN if none)."""
+        if math.isnan(self.stat):
+            return math.nan
+        return float(stats.t.sf(self.stat, df=self.n - 1))
+
 
 def diebold_mariano(
     model_errors: np.ndarray, baseline_errors: np.ndarray, horizon: int = 1

@@ -31,7 +31,17 @@ from prefect.cache_policies import NO_CACHE
 from core.errors import SettingsError
 from core.settings import Settings
 from tasks.data.windows import Windows, fit_scaler
-from tasks.evaluation.calibrate import LEVELS, interval_score, online_bands
+from tasks.evaluation.calibrate import (
+    LEVELS,
+    Calibrator,
+    PastMoves,
+    band_every_horizon,
+    coverage_intervals,
+    default_calibrator,
+    interval_score,
+    within_past_moves,
+)
+from tasks.evaluation.choose import choose_champions
 from tasks.evaluation.evaluate import COMPARISON_COLUMNS, compare_errors, mae, rmse
 from tasks.models.keras_quiet import keras
 from tasks.models.registry import Ensemble, FitOptions, Network, model_spec
@@ -42,7 +52,6 @@ from warehouse.store import TABLE_COLUMNS
 MIN_ROLLING_SAMPLES = 36  # windows the first origin's fit needs at least
 ROLLING_COLUMNS = TABLE_COLUMNS["rolling_predictions"]
 ROLLING_METRIC_COLUMNS = TABLE_COLUMNS["rolling_metrics"]
-CHAMPION_COLUMNS = TABLE_COLUMNS["rolling_champions"]
 
 
 @dataclass(frozen=True)
@@ -241,43 +250,94 @@ def combine_rolling(name: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
     return out[FORECAST_COLUMNS]
 
 
-def _month_number(months: pd.Series) -> np.ndarray:
+def _month_number(months: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     stamps = pd.DatetimeIndex(months)
     return (stamps.year * 12 + stamps.month - 1).to_numpy(dtype=np.int64)
 
 
+def stand_in_errors(windows: Windows, horizon: int, before: pd.Timestamp) -> np.ndarray:
+    """Naive's h-step log errors whose target month is ≤ ``before``: the bands' stand-in.
+
+    The window ending at month t forecasts, by naive, its last close for t + h: its error
+    is the index's h-month log move ``log(close[t + h] / close[t])``.
+    """
+    targets = np.arange(horizon - 1, len(windows))
+    starts = targets - (horizon - 1)
+    known = windows.months[targets] <= before
+    return np.log(windows.y[targets[known]] / windows.last[starts[known]])
+
+
+def past_moves(windows: Windows) -> PastMoves:
+    """Every close of the series behind ``windows`` (the first window's inputs, then targets)."""
+    first = int(_month_number(pd.DatetimeIndex([windows.months[0]]))[0])
+    width = windows.X.shape[1]
+    months = np.arange(first - width, first + len(windows), dtype=np.int64)
+    return PastMoves(months, np.concatenate([windows.X[0], windows.y]))
+
+
+def guard_offsets(
+    lower: dict[float, np.ndarray],
+    upper: dict[float, np.ndarray],
+    points: np.ndarray,
+    query: np.ndarray,
+    moves: PastMoves,
+) -> None:
+    """``within_past_moves`` for ``(months, H)`` offsets and points at months ``query``."""
+    close, worst, best = moves.at(query, points.shape[1])
+    within_past_moves(lower, upper, np.log(points / close[:, None]), worst, best)
+
+
 def calibrate_rolling(
-    forecasts: pd.DataFrame, last_month: pd.Timestamp
+    forecasts: pd.DataFrame,
+    windows: Windows,
+    make_calibrator: Callable[[], Calibrator] = default_calibrator,
+    *,
+    stand_in: bool = True,
+    monotone: bool = True,
+    guard: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Add online bands to one model's rolling forecasts; also the bands after the last month.
+
+    Every horizon is banded at every forecast month (and at the last month, for the live
+    forecast) from its stand-in and the errors arrived by then, made monotone in h and kept
+    within the index's own moves (``tasks.evaluation.calibrate``). ``stand_in``,
+    ``monotone`` and ``guard`` switch those steps off for ``benchmarks/calibration.py``.
 
     Returns:
         The forecasts with ``lower_80 … upper_95`` (prices; NaN during the warm-up), and the
         live bands: one row per horizon, ``horizon, lower_80 … upper_95`` as log offsets
         from the point (NaN where the horizon has too few errors yet).
     """
-    out = forecasts.sort_values(["horizon", "forecast_month"], kind="stable").reset_index(drop=True)
+    out = forecasts.sort_values(["forecast_month", "horizon"], kind="stable").reset_index(drop=True)
+    last = int(_month_number(pd.DatetimeIndex([windows.months[-1]]))[0])
+    made = _month_number(out["forecast_month"])
+    query = np.union1d(made, [last])
+    first = pd.Timestamp(out["forecast_month"].min())
+    horizons = range(1, int(out["horizon"].max()) + 1)
+    errors_by_h, history_by_h = {}, {}
+    for h in horizons:
+        at_h = (out["horizon"] == h).to_numpy()
+        errors = np.log(out.loc[at_h, "actual"].to_numpy() / out.loc[at_h, "point"].to_numpy())
+        errors_by_h[h] = (made[at_h], errors)
+        history_by_h[h] = stand_in_errors(windows, h, first) if stand_in else None
+    banded = band_every_horizon(
+        errors_by_h, query, history_by_h, make_calibrator, monotone=monotone
+    )
+    rows = np.searchsorted(query, made)
+    columns = out["horizon"].to_numpy() - 1
+    point = out["point"].to_numpy()
+    points = np.full((len(query), len(horizons)), np.nan)
+    points[rows, columns] = point
+    if guard:
+        guard_offsets(banded.lower, banded.upper, points, query, past_moves(windows))
+    live: dict[str, object] = {"horizon": list(horizons)}
     for level in LEVELS:
         pct = round(level * 100)
-        out[f"lower_{pct}"] = math.nan
-        out[f"upper_{pct}"] = math.nan
-    last = int(_month_number(pd.Series([last_month]))[0])
-    live = []
-    for h, group in out.groupby("horizon", sort=True):
-        made = _month_number(group["forecast_month"])
-        errors = np.log(group["actual"].to_numpy() / group["point"].to_numpy())
-        bands = online_bands(made, int(h), errors, last)
-        row: dict[str, float] = {"horizon": int(h)}
-        point = group["point"].to_numpy()
-        for level in LEVELS:
-            pct = round(level * 100)
-            out.loc[group.index, f"lower_{pct}"] = point * np.exp(bands.lower[level])
-            out.loc[group.index, f"upper_{pct}"] = point * np.exp(bands.upper[level])
-            row[f"lower_{pct}"] = bands.final_lower[level]
-            row[f"upper_{pct}"] = bands.final_upper[level]
-        live.append(row)
-    ordered = out.sort_values(["forecast_month", "horizon"], kind="stable").reset_index(drop=True)
-    return ordered[ROLLING_COLUMNS], pd.DataFrame(live)
+        out[f"lower_{pct}"] = point * np.exp(banded.lower[level][rows, columns])
+        out[f"upper_{pct}"] = point * np.exp(banded.upper[level][rows, columns])
+        live[f"lower_{pct}"] = banded.lower[level][-1]
+        live[f"upper_{pct}"] = banded.upper[level][-1]
+    return out[ROLLING_COLUMNS], pd.DataFrame(live)
 
 
 def naive_points(forecasts: pd.DataFrame, windows: Windows) -> np.ndarray:
@@ -291,7 +351,8 @@ def rolling_metrics(predictions: pd.DataFrame, windows: Windows) -> pd.DataFrame
     """Per model and horizon: accuracy against naive, and coverage and scores of the bands.
 
     ``coverage_*``, ``interval_score_*`` (Winkler, index points) and ``width_95`` (the
-    95 % band's width as a share of the point) count only forecasts that have a band.
+    95 % band's width as a share of the point) count only forecasts that have a band;
+    ``coverage_*_low`` / ``_high`` bound each coverage by a 90 % block-bootstrap interval.
     """
     rows = []
     predictions = predictions.reset_index(drop=True)
@@ -308,15 +369,22 @@ def rolling_metrics(predictions: pd.DataFrame, windows: Windows) -> pd.DataFrame
             "mae": mae(actual, point),
             "theil_u2": rmse(actual, point) / naive_rmse if naive_rmse > 0 else math.nan,
         }
+        banded = banded.sort_values("forecast_month")
+        hits = []
         for level in LEVELS:
             pct = round(level * 100)
             low, high = banded[f"lower_{pct}"], banded[f"upper_{pct}"]
             inside = (banded["actual"] >= low) & (banded["actual"] <= high)
+            hits.append(inside.to_numpy())
             row[f"coverage_{pct}"] = float(inside.mean()) if len(banded) else math.nan
             scores = interval_score(banded["actual"], low, high, level)
             row[f"interval_score_{pct}"] = float(np.mean(scores)) if len(banded) else math.nan
         width = (banded["upper_95"] - banded["lower_95"]) / banded["point"]
         row["width_95"] = float(width.mean()) if len(banded) else math.nan
+        lows, highs = coverage_intervals(np.column_stack(hits), int(h))
+        for k, level in enumerate(LEVELS):
+            pct = round(level * 100)
+            row[f"coverage_{pct}_low"], row[f"coverage_{pct}_high"] = lows[k], highs[k]
         rows.append(row)
     return pd.DataFrame(rows, columns=ROLLING_METRIC_COLUMNS)
 
@@ -336,31 +404,6 @@ def rolling_comparisons(predictions: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[COMPARISON_COLUMNS]
 
 
-def choose_champions(metrics: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame:
-    """Per horizon, the lowest rolling RMSE among models that beat naive (theil_u2 < 1).
-
-    Where none does, naive itself (or, without naive, the lowest RMSE). ``dm_pvalue`` is the
-    champion's Diebold-Mariano p-value against naive at that horizon (NaN for naive).
-    """
-    against_naive = comparisons[
-        (comparisons["baseline"] == "naive") & (comparisons["split"] == "rolling")
-    ].set_index(["model", "horizon"])["dm_pvalue"]
-    rows = []
-    for h, group in metrics.groupby("horizon", sort=True):
-        better = group[group["theil_u2"] < 1.0]
-        if len(better):
-            best = better.loc[better["rmse"].idxmin()]
-        elif (group["model"] == "naive").any():
-            best = group[group["model"] == "naive"].iloc[0]
-        else:
-            best = group.loc[group["rmse"].idxmin()]
-        pvalue = against_naive.get((best["model"], int(h)), math.nan)
-        rows.append(
-            {"horizon": int(h), "model": best["model"], "rmse": best["rmse"], "dm_pvalue": pvalue}
-        )
-    return pd.DataFrame(rows, columns=CHAMPION_COLUMNS)
-
-
 @dataclass(frozen=True)
 class RollingResults:
     """A run's rolling evaluation: forecasts with bands, scores, tests, champions, live bands.
@@ -376,11 +419,16 @@ class RollingResults:
     live: pd.DataFrame
 
 
-def score_rolling(frames: list[pd.DataFrame], windows: Windows) -> RollingResults:
-    """Calibrate every model's rolling forecasts, score them and choose the champions."""
+def score_rolling(
+    frames: list[pd.DataFrame], windows: Windows, n_params: dict[str, int]
+) -> RollingResults:
+    """Calibrate every model's rolling forecasts, score them and choose the champions.
+
+    ``n_params`` (trainable parameters per model) decides among the kept models.
+    """
     calibrated, live = [], []
     for frame in frames:
-        banded, bands = calibrate_rolling(frame, windows.months[-1])
+        banded, bands = calibrate_rolling(frame, windows)
         calibrated.append(banded)
         live.append(bands.assign(model=frame["model"].iloc[0]))
     predictions = pd.concat(calibrated, ignore_index=True)
@@ -390,7 +438,7 @@ def score_rolling(frames: list[pd.DataFrame], windows: Windows) -> RollingResult
         predictions=predictions,
         metrics=metrics,
         comparisons=comparisons,
-        champions=choose_champions(metrics, comparisons),
+        champions=choose_champions(predictions, metrics, comparisons, n_params),
         live=pd.concat(live, ignore_index=True),
     )
 
@@ -566,13 +614,20 @@ def combine_rolling_task(name: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 @task(name="score_rolling", cache_policy=NO_CACHE)
-def score_rolling_task(frames: list[pd.DataFrame], windows: Windows) -> RollingResults:
+def score_rolling_task(
+    frames: list[pd.DataFrame], windows: Windows, n_params: dict[str, int]
+) -> RollingResults:
     """Bands, scores, per-horizon tests and champions of the rolling evaluation."""
-    results = score_rolling(frames, windows)
+    results = score_rolling(frames, windows, n_params)
     logger = get_run_logger()
     for row in results.champions.itertuples(index=False):
         if row.horizon in (1, 3, 6, 12):
             logger.info(
-                "rolling champion at h = %d: %s (rmse %.1f)", row.horizon, row.model, row.rmse
+                "champion at h = %d: %s (rmse %.1f; best %s; kept %s)",
+                row.horizon,
+                row.model,
+                row.rmse,
+                row.best_model,
+                row.kept,
             )
     return results

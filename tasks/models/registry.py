@@ -295,14 +295,19 @@ class Combination:
     """``mean``: the equal-weight mean of other fitted models' forecasts, at every horizon.
 
     Its h-step forecast is the mean of its components' own h-step forecasts (each component
-    recurses on its own forecasts), not a recursion on the mean. It has no parameters and
-    nothing to save; its components are saved with their own fits.
+    recurses on its own forecasts), not a recursion on the mean. It fits nothing of its own
+    and has nothing to save (its components are saved with their own fits), but it costs
+    what its parts cost: ``n_params`` is their sum.
     """
 
     components: tuple[Forecaster, ...]
-    n_params: int = 0
     epochs: int = 0
     seeds: tuple[int, ...] = ()
+
+    @property
+    def n_params(self) -> int:
+        """Trainable parameters of every component together."""
+        return sum(c.n_params for c in self.components)
 
     def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: D102
         return np.mean([c.predict(X) for c in self.components], axis=0)

@@ -42,7 +42,7 @@ from prefect.runtime import flow_run as current_flow_run
 from prefect.settings import PREFECT_UI_URL
 from prefect.utilities.urls import url_for
 
-from tasks.run.report import choose_champion, largest_revision
+from tasks.run.report import headline_champion, largest_revision
 from warehouse.store import RunChanges, RunOutput, run_changes
 
 MISSED = "sp500.forecast.missed"
@@ -73,12 +73,13 @@ def _number(value: object) -> float | None:
     return None if math.isnan(number) else round(number, 4)
 
 
-def run_events(output: RunOutput, champion: str, changes: RunChanges) -> list[RunEvent]:
+def run_events(output: RunOutput, changes: RunChanges) -> list[RunEvent]:
     """The events of one completed monthly run, in the order they are emitted.
 
-    ``champion`` is the run's champion (its next-month forecast goes into
-    ``sp500.run.completed``); ``changes`` compares the run with the previous completed one.
+    The champion of the first horizon (its next-month forecast) goes into
+    ``sp500.run.completed``; ``changes`` compares the run with the previous completed one.
     """
+    champion = headline_champion(output.rolling_champions)
     events = [
         RunEvent(
             MISSED,
@@ -151,14 +152,11 @@ def emit_run_events(
 
 
 @task(name="emit_run_events", cache_policy=NO_CACHE)
-def emit_run_events_task(
-    output: RunOutput, leaderboard: list[dict[str, object]], warehouse: Path
-) -> int:
+def emit_run_events_task(output: RunOutput, warehouse: Path) -> int:
     """Emit the run's events; a failure to emit is a warning, never a failed run."""
     logger = get_run_logger()
     try:
-        champion, _ = choose_champion(leaderboard)
-        events = run_events(output, champion, run_changes(warehouse, output.run_id))
+        events = run_events(output, run_changes(warehouse, output.run_id))
         sent = emit_run_events(events, output.run_id, _flow_run_fields())
     except Exception as exc:
         logger.warning("could not emit the run's events: %s", exc)

@@ -10,11 +10,13 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks.run.report import (
-    choose_champion,
+    coverage_by_decade,
     data_notes,
     due_diligence,
     forecast_markdown,
+    headline_champion,
     leaderboard_table,
+    render_history,
     render_report,
     validation_markdown,
 )
@@ -26,24 +28,31 @@ VALIDATION_KEY = "sp500-validation"
 BACKTEST_KEY = "sp500-backtest"
 
 
+def champion_history(output: RunOutput) -> pd.DataFrame:
+    """Each horizon's champion's rolling forecasts with bands (the drawn path's history)."""
+    chosen = output.rolling_champions[["model", "horizon"]]
+    return output.rolling_predictions.merge(chosen, on=["model", "horizon"], how="inner")
+
+
 @task(name="publish_results", cache_policy=NO_CACHE)
 def publish_results(
     output: RunOutput, leaderboard: list[dict[str, object]], reports_dir: Path
 ) -> Path:
-    """Write the report PNG and the ``sp500-leaderboard`` and ``sp500-forecast`` artifacts."""
-    champion, reason = choose_champion(leaderboard)
+    """Write the report PNGs and the ``sp500-leaderboard`` and ``sp500-forecast`` artifacts."""
+    champions = output.rolling_champions
     report = render_report(
         output.prices,
         output.predictions,
         output.forecasts,
-        champion,
+        champions,
         reports_dir / f"{output.run_id}.png",
-        output.rolling_champions,
     )
+    history = champion_history(output)
+    render_history(history, reports_dir / f"{output.run_id}-history.png")
     create_table_artifact(
         key=LEADERBOARD_KEY,
         table=leaderboard_table(leaderboard),
-        description=f"Test-split leaderboard of run {output.run_id}",
+        description=f"The lesson's table (test split) of run {output.run_id}",
     )
     rmse = output.metrics.set_index("model")["rmse"].to_dict()
     test_split = output.comparisons[output.comparisons["split"] == "test"]
@@ -51,16 +60,15 @@ def publish_results(
         key=FORECAST_KEY,
         markdown=forecast_markdown(
             output.forecasts,
-            champion,
-            reason,
+            champions,
             report,
             due_diligence(rmse, test_split),
-            output.rolling_champions,
             data_notes(output.source, output.passed_over, output.revisions),
+            coverage_by_decade(history),
         ),
         description=f"Forecasts of run {output.run_id}",
     )
-    get_run_logger().info("champion %s; report %s", champion, report)
+    get_run_logger().info("champion %s; report %s", headline_champion(champions), report)
     return report
 
 

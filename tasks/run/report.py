@@ -58,24 +58,37 @@ def due_diligence(rmse: dict[str, float], comparisons: pd.DataFrame) -> list[str
     ]
 
 
-def choose_champion(leaderboard: Sequence[dict[str, object]]) -> tuple[str, str]:
-    """Pick the lowest-RMSE model among those with theil_u2 < 1; else ``naive``.
+def _known(value: object) -> bool:
+    return value is not None and not pd.isna(value)
 
-    Returns:
-        The champion's name and one sentence saying why, with its test against naive.
-    """
-    better = [r for r in leaderboard if float(r["theil_u2"]) < 1.0 and r["model"] != "naive"]
-    if not better:
-        return "naive", (
-            "No model beat the naive last-value forecast on the test split "
-            "(every theil_u2 ≥ 1), so naive stays champion."
+
+def champion_reason(row: pd.Series | dict[str, object]) -> str:
+    """One sentence: why a horizon's champion is the champion (``rolling_champions`` row)."""
+    model, horizon, rmse = row["model"], int(row["horizon"]), float(row["rmse"])  # type: ignore[arg-type]
+    best = row.get("best_model")
+    naive = significance(row.get("dm_pvalue"))
+    if not _known(best):  # a run made before the lesson's rule
+        return f"{model} had the lowest rolling RMSE at h = {horizon} ({rmse:.1f}); it {naive}."
+    kept = str(row.get("kept") or model).split(",")
+    if model == best:
+        return (
+            f"At h = {horizon}, {model} has the lowest rolling RMSE ({rmse:.1f}) and every"
+            f" cheaper model is significantly worse (one-sided Diebold-Mariano, 10 %); it {naive}."
         )
-    best = min(better, key=lambda r: float(r["rmse"]))
-    return str(best["model"]), (
-        f"{best['model']} has the lowest test RMSE ({float(best['rmse']):.1f}) among models "
-        f"that beat naive (theil_u2 {float(best['theil_u2']):.3f} < 1); it "
-        f"{significance(best.get('dm_pvalue'))}."
+    pvalue = row.get("dm_pvalue_vs_best")
+    shown = f"p = {float(pvalue):.2f}" if _known(pvalue) else "no test"  # type: ignore[arg-type]
+    return (
+        f"At h = {horizon}, {model} (rolling RMSE {rmse:.1f}) is the cheapest of the models not"
+        f" significantly worse than the best, {best} (one-sided Diebold-Mariano, {shown});"
+        f" kept: {', '.join(kept)}; it {naive}."
     )
+
+
+def headline_champion(champions: pd.DataFrame) -> str | None:
+    """The champion of the first horizon (what one word names as "the champion")."""
+    if champions.empty:
+        return None
+    return str(champions.sort_values("horizon").iloc[0]["model"])
 
 
 def _rounded(value: object, digits: int) -> float | None:
@@ -182,11 +195,6 @@ def month_span(months: Iterable[object]) -> str:
     return f"{first:%Y-%m}" if first == last else f"{first:%Y-%m} … {last:%Y-%m}"
 
 
-def champion_path(forecasts: pd.DataFrame, champion: str) -> pd.DataFrame:
-    """The champion's forecasts, one row per horizon in order."""
-    return forecasts[forecasts["model"] == champion].sort_values("horizon")
-
-
 HORIZON_CHAMPION_COLUMNS = [
     "horizon",
     "model",
@@ -197,100 +205,153 @@ HORIZON_CHAMPION_COLUMNS = [
     "lower_95",
     "upper_95",
     "rmse",
-    "dm_pvalue",
+    "best_model",
+    "dm_pvalue_vs_best",
 ]
 
 
 def horizon_champions(forecasts: pd.DataFrame, champions: pd.DataFrame) -> pd.DataFrame:
-    """Each horizon's rolling champion with its forecast for that month and its bands.
+    """The drawn path: each horizon's champion with its forecast for that month and its bands.
 
-    ``champions`` holds ``horizon, model, rmse, dm_pvalue`` (the rolling evaluation's);
-    empty for a run made before it.
+    ``champions`` holds ``rolling_champions`` rows; empty for a run made before the rolling
+    evaluation (and so is the path).
     """
     if champions.empty:
         return pd.DataFrame(columns=HORIZON_CHAMPION_COLUMNS)
-    merged = champions.merge(forecasts, on=["model", "horizon"], how="inner")
+    chosen = champions.copy()
+    for column in ("best_model", "dm_pvalue_vs_best"):
+        if column not in chosen:
+            chosen[column] = None
+    merged = chosen.merge(forecasts, on=["model", "horizon"], how="inner")
     return merged.sort_values("horizon")[HORIZON_CHAMPION_COLUMNS].reset_index(drop=True)
 
 
-def drawn_path_note(champion: str, table: pd.DataFrame) -> str:
-    """Which path the report draws, and where the per-horizon champions differ from it."""
-    others = sorted(set(table["model"]) - {champion})
-    note = f"The path drawn is {champion}'s, the champion on one-month test RMSE."
-    if others:
-        note += f" Other horizons' rolling champions: {', '.join(others)} (dots)."
-    return note
+def path_models(path: pd.DataFrame) -> str:
+    """``drift`` or ``drift (h = 1-3), mean (h = 4-12)``: whose forecasts the path is."""
+    runs: list[tuple[str, int, int]] = []
+    for row in path.itertuples(index=False):
+        if runs and runs[-1][0] == row.model and runs[-1][2] == row.horizon - 1:
+            runs[-1] = (runs[-1][0], runs[-1][1], int(row.horizon))
+        else:
+            runs.append((str(row.model), int(row.horizon), int(row.horizon)))
+    if len({r[0] for r in runs}) == 1:
+        return runs[0][0] if runs else ""
+    return ", ".join(f"{m} (h = {a})" if a == b else f"{m} (h = {a}-{b})" for m, a, b in runs)
+
+
+DECADE_HORIZONS = (1, 3, 6, 12)
+
+
+def coverage_by_decade(history: pd.DataFrame) -> pd.DataFrame:
+    """Coverage of the drawn path's rolling bands per decade of the target month.
+
+    ``history`` holds each horizon's champion's rolling forecasts with bands (what
+    ``read_run_report`` reads as ``champion_history``). One row per decade; columns
+    ``h<h> 80`` / ``h<h> 95`` (share of banded months inside) and ``n`` (months at h = 1).
+    """
+    banded = history.dropna(subset=["lower_95"])
+    banded = banded[banded["horizon"].isin(DECADE_HORIZONS)]
+    if banded.empty:
+        return pd.DataFrame(columns=["decade", "n"])
+    actual = banded["actual"]
+    frame = banded.assign(
+        decade=(pd.DatetimeIndex(banded["target_month"]).year // 10 * 10).astype(str) + "s",
+        inside_80=actual.between(banded["lower_80"], banded["upper_80"]),
+        inside_95=actual.between(banded["lower_95"], banded["upper_95"]),
+    )
+    table = frame.pivot_table(
+        index="decade", columns="horizon", values=["inside_80", "inside_95"], aggfunc="mean"
+    )
+    out = pd.DataFrame({"decade": table.index})
+    first = frame[frame["horizon"] == frame["horizon"].min()]
+    out["n"] = first.groupby("decade").size().reindex(table.index).fillna(0).astype(int).values
+    for h in sorted(frame["horizon"].unique()):
+        for pct in (80, 95):
+            out[f"h{h} {pct}"] = table[(f"inside_{pct}", h)].round(3).values
+    return out
+
+
+def _interval(row: object, pct: int) -> str:
+    low, high = getattr(row, f"lower_{pct}"), getattr(row, f"upper_{pct}")
+    return f"{low:,.1f} … {high:,.1f}"
 
 
 def forecast_markdown(
     forecasts: pd.DataFrame,
-    champion: str,
-    reason: str,
+    champions: pd.DataFrame,
     report: Path | None,
     verdicts: Sequence[str] = (),
-    champions: pd.DataFrame | None = None,
     notes: Sequence[str] = (),
+    decades: pd.DataFrame | None = None,
 ) -> str:
-    """Markdown of the forecasts: every model's next month, the champion's whole path.
+    """Markdown of the forecasts: the champion, every model's next month, the drawn path.
 
-    With the rolling evaluation's ``champions``, also each horizon's champion and its band;
-    ``notes`` (where the data came from, what was revised) go under the champion.
+    ``champions`` are the run's verdicts per horizon (``rolling_champions``); the drawn path
+    is each horizon's champion. ``notes`` (where the data came from, what was revised) go
+    under the champion; ``verdicts`` are the lesson's test-split due diligence; ``decades``
+    the drawn path's coverage per decade (``coverage_by_decade``).
     """
-    path = champion_path(forecasts, champion)
-    first = path.iloc[0]
-    lines = [
-        f"# S&P 500 forecast for {month_span(forecasts['target_month'])}",
-        "",
-        f"**Champion: `{champion}`: {first['point']:,.1f} for "
-        f"{pd.Timestamp(first['target_month']):%Y-%m}** "
-        f"(80 % {first['lower_80']:,.1f} … {first['upper_80']:,.1f}; "
-        f"95 % {first['lower_95']:,.1f} … {first['upper_95']:,.1f})",
-        "",
-        reason,
-        *[line for note in notes for line in ("", note)],
+    path = horizon_champions(forecasts, champions)
+    lines = [f"# S&P 500 forecast for {month_span(forecasts['target_month'])}", ""]
+    if len(path):
+        first = path.iloc[0]
+        lines += [
+            f"**Champion at h = {int(first['horizon'])}: `{first['model']}`:"
+            f" {first['point']:,.1f} for {pd.Timestamp(first['target_month']):%Y-%m}** "
+            f"(80 % {first['lower_80']:,.1f} … {first['upper_80']:,.1f}; "
+            f"95 % {first['lower_95']:,.1f} … {first['upper_95']:,.1f})",
+            "",
+            champion_reason(champions.sort_values("horizon").iloc[0]),
+        ]
+    else:
+        lines.append("No verdict per horizon: this run was made before the rolling evaluation.")
+    lines += [line for note in notes for line in ("", note)]
+    lines += [
         "",
         "| model | point | 80 % interval | 95 % interval |",
         "|---|---:|---:|---:|",
     ]
     for f in forecasts[forecasts["horizon"] == 1].itertuples(index=False):
-        lines.append(
-            f"| {f.model} | {f.point:,.1f} | {f.lower_80:,.1f} … {f.upper_80:,.1f} "
-            f"| {f.lower_95:,.1f} … {f.upper_95:,.1f} |"
-        )
+        lines.append(f"| {f.model} | {f.point:,.1f} | {_interval(f, 80)} | {_interval(f, 95)} |")
     if len(path) > 1:
         lines += [
             "",
-            f"**`{champion}`, {len(path)} months ahead** (recursive: each month's forecast is fed "
-            "back; bands from the rolling evaluation's earlier errors)",
+            f"**The path: each horizon's champion, {len(path)} months ahead** ({path_models(path)};"
+            " recursive forecasts, bands from earlier errors only). The champion is the model"
+            " with the fewest parameters among those not significantly worse than the best"
+            " (lowest rolling RMSE) at that horizon (one-sided Diebold-Mariano, 10 %).",
             "",
-            "| month | h | point | 80 % interval | 95 % interval |",
-            "|---|---:|---:|---:|---:|",
+            "| h | month | model | point | 80 % interval | 95 % interval | rolling RMSE | best"
+            " | p vs best |",
+            "|---:|---|---|---:|---:|---:|---:|---|---:|",
         ]
         for f in path.itertuples(index=False):
-            lines.append(
-                f"| {pd.Timestamp(f.target_month):%Y-%m} | {f.horizon} | {f.point:,.1f} "
-                f"| {f.lower_80:,.1f} … {f.upper_80:,.1f} | {f.lower_95:,.1f} … {f.upper_95:,.1f} |"
-            )
-    table = horizon_champions(forecasts, champions if champions is not None else pd.DataFrame())
-    if len(table):
-        lines += [
-            "",
-            "**Champion per horizon** (lowest rolling RMSE among models that beat naive at"
-            " that horizon; bands from earlier errors only; p: Diebold-Mariano against naive):",
-            "",
-            "| h | month | model | point | 80 % interval | 95 % interval | rolling RMSE | p |",
-            "|---:|---|---|---:|---:|---:|---:|---:|",
-        ]
-        for f in table.itertuples(index=False):
-            pvalue = "-" if pd.isna(f.dm_pvalue) else f"{f.dm_pvalue:.2f}"
+            pvalue = "-" if not _known(f.dm_pvalue_vs_best) else f"{f.dm_pvalue_vs_best:.2f}"
+            best = f.best_model if _known(f.best_model) else "-"
             lines.append(
                 f"| {f.horizon} | {pd.Timestamp(f.target_month):%Y-%m} | {f.model} "
-                f"| {f.point:,.1f} | {f.lower_80:,.1f} … {f.upper_80:,.1f} "
-                f"| {f.lower_95:,.1f} … {f.upper_95:,.1f} | {f.rmse:,.1f} | {pvalue} |"
+                f"| {f.point:,.1f} | {_interval(f, 80)} | {_interval(f, 95)} | {f.rmse:,.1f}"
+                f" | {best} | {pvalue} |"
             )
-        lines += ["", drawn_path_note(champion, table)]
+    if decades is not None and len(decades):
+        columns = list(decades.columns)
+        lines += [
+            "",
+            "**Coverage of the path's bands per decade** (share of actuals inside; hN 80 is"
+            " the 80 % band at h = N):",
+            "",
+            "| " + " | ".join(columns) + " |",
+            "|" + "|".join("---" if c == "decade" else "---:" for c in columns) + "|",
+        ]
+        for row in decades.itertuples(index=False):
+            lines.append("| " + " | ".join(str(v) for v in row) + " |")
     if verdicts:
-        lines += ["", "**Due diligence** (Diebold-Mariano tests over the test months):", ""]
+        lines += [
+            "",
+            "**The lesson's table: due diligence** (Diebold-Mariano tests over the 181-month"
+            " test split; no champion of its own):",
+            "",
+        ]
         lines += [f"- {v}" for v in verdicts]
     if report is not None:
         lines += ["", f"Report: [{report.name}]({report.resolve().as_uri()})"]
@@ -319,31 +380,30 @@ def render_report(
     prices: pd.DataFrame,
     predictions: pd.DataFrame,
     forecasts: pd.DataFrame,
-    champion: str,
+    champions: pd.DataFrame,
     path: Path,
-    champions: pd.DataFrame | None = None,
 ) -> Path:
-    """Draw 15 years of closes, each model's test predictions, and the champion's forecast fan.
-
-    With the rolling evaluation's ``champions``, each horizon's champion's point is a dot.
+    """Draw 15 years of closes, each model's test predictions, and the forecast fan.
 
     ``prices`` has month/close, ``predictions`` model/month/predicted, ``forecasts``
-    model/target_month/horizon/point and the 80/95 % bounds. The champion's path is drawn
-    from the last close with its 80 % and 95 % bands shaded; the other models' paths are
-    thin grey lines.
+    model/target_month/horizon/point and the 80/95 % bounds. The fan is the drawn path
+    (each horizon's champion, ``champions``) from the last close with its 80 % and 95 %
+    bands shaded; the other models' paths are thin grey lines.
     """
     start = pd.Timestamp(prices["month"].max()) - pd.DateOffset(years=REPORT_YEARS)
     recent = prices[prices["month"] >= start]
+    drawn = horizon_champions(forecasts, champions)
+    headline = headline_champion(champions)
     fig, ax = plt.subplots(figsize=(12, 6.5), dpi=110)
     ax.plot(recent["month"], recent["close"], color="black", lw=1.8, label="actual", zorder=5)
     for model, group in predictions.groupby("model", sort=False):
         shown = group[group["month"] >= start]
-        width = 1.6 if model == champion else 0.9
+        width = 1.6 if model == headline else 0.9
         ax.plot(shown["month"], shown["predicted"], lw=width, alpha=0.8, label=f"{model} (test)")
     anchor = prices.iloc[-1]  # every path starts from the last close
     months = [pd.Timestamp(anchor["month"])]
-    others = forecasts[forecasts["model"] != champion].sort_values(["model", "horizon"])
-    for k, (_, group) in enumerate(others.groupby("model", sort=False)):
+    others = forecasts[~forecasts["model"].isin(set(drawn["model"]))]
+    for k, (_, group) in enumerate(others.sort_values(["model", "horizon"]).groupby("model")):
         ax.plot(
             months + list(pd.to_datetime(group["target_month"])),
             [anchor["close"], *group["point"]],
@@ -353,50 +413,97 @@ def render_report(
             alpha=0.7,
             label="other models' forecasts" if k == 0 else None,
         )
-    best = champion_path(forecasts, champion)
-    x = months + list(pd.to_datetime(best["target_month"]))
-    for level, alpha in ((95, 0.2), (80, 0.35)):
-        ax.fill_between(
+    span = month_span(forecasts["target_month"])
+    if len(drawn):
+        x = months + list(pd.to_datetime(drawn["target_month"]))
+        for level, alpha in ((95, 0.2), (80, 0.35)):
+            ax.fill_between(
+                x,
+                [anchor["close"], *drawn[f"lower_{level}"]],
+                [anchor["close"], *drawn[f"upper_{level}"]],
+                color="tab:blue",
+                alpha=alpha,
+                lw=0,
+                label=f"{level} % interval",
+            )
+        last = drawn.iloc[-1]
+        ax.plot(
             x,
-            [anchor["close"], *best[f"lower_{level}"]],
-            [anchor["close"], *best[f"upper_{level}"]],
-            color="tab:blue",
-            alpha=alpha,
-            lw=0,
-            label=f"{level} % interval",
-        )
-    last = best.iloc[-1]
-    span = month_span(best["target_month"])
-    ax.plot(
-        x,
-        [anchor["close"], *best["point"]],
-        color="tab:red",
-        marker="o" if len(best) == 1 else None,
-        ms=4,
-        lw=1.6,
-        zorder=7,
-        label=(
-            f"{champion} forecast {span}: "
-            f"{last['point']:,.0f} by {pd.Timestamp(last['target_month']):%Y-%m}"
-        ),
-    )
-    table = horizon_champions(forecasts, champions if champions is not None else pd.DataFrame())
-    if len(table):
-        ax.scatter(
-            pd.to_datetime(table["target_month"]),
-            table["point"],
-            s=14,
-            color="tab:green",
-            zorder=8,
-            label="each horizon's rolling champion",
+            [anchor["close"], *drawn["point"]],
+            color="tab:red",
+            marker="o" if len(drawn) == 1 else None,
+            ms=4,
+            lw=1.6,
+            zorder=7,
+            label=(
+                f"forecast {span}: {last['point']:,.0f} by"
+                f" {pd.Timestamp(last['target_month']):%Y-%m}"
+            ),
         )
     ax.set_title(
         f"S&P 500 monthly average close: test predictions and the {span} forecast"
-        f" (path: {champion})"
+        f" (path: {path_models(drawn) or 'none'})"
     )
     ax.set_ylabel("index points")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8, ncols=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+HISTORY_HORIZONS = (1, 12)
+
+
+def render_history(history: pd.DataFrame, path: Path) -> Path | None:
+    """Draw the h = 1 and h = 12 champions' rolling bands against the actuals, and coverage.
+
+    One panel per horizon (95 % and 80 % bands made from earlier errors only, actuals, the
+    months outside the 95 % band marked), and a panel of coverage per decade against the
+    nominal 80 % and 95 %. ``history`` as for ``coverage_by_decade``; nothing is drawn (None)
+    for a run without one.
+    """
+    shown = [h for h in HISTORY_HORIZONS if (history["horizon"] == h).any()]
+    if not shown:
+        return None
+    fig, axes = plt.subplots(len(shown) + 1, 1, figsize=(12, 3.6 * (len(shown) + 1)), dpi=100)
+    for ax, h in zip(axes, shown, strict=False):
+        rows = history[history["horizon"] == h].dropna(subset=["lower_95"])
+        x = pd.to_datetime(rows["target_month"])
+        ax.fill_between(x, rows["lower_95"], rows["upper_95"], color="tab:blue", alpha=0.2, lw=0)
+        ax.fill_between(x, rows["lower_80"], rows["upper_80"], color="tab:blue", alpha=0.35, lw=0)
+        ax.plot(x, rows["actual"], color="black", lw=0.9, label="actual")
+        outside = rows[~rows["actual"].between(rows["lower_95"], rows["upper_95"])]
+        ax.scatter(
+            pd.to_datetime(outside["target_month"]),
+            outside["actual"],
+            s=9,
+            color="tab:red",
+            zorder=5,
+            label=f"outside the 95 % band ({len(outside)} of {len(rows)})",
+        )
+        model = path_models(rows.drop_duplicates("horizon"))
+        ax.set_yscale("log")
+        ax.set_title(f"h = {h}: {model}'s rolling bands, made from earlier errors only")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+    decades = coverage_by_decade(history)
+    ax = axes[-1]
+    labels = list(decades["decade"])
+    width = 0.8 / (2 * len(shown))
+    for k, (h, pct) in enumerate((h, pct) for h in shown for pct in (80, 95)):
+        column = f"h{h} {pct}"
+        if column in decades:
+            offsets = [i + (k - len(shown)) * width + width / 2 for i in range(len(labels))]
+            ax.bar(offsets, decades[column], width=width, label=f"h = {h}, {pct} % band")
+    for nominal in (0.80, 0.95):
+        ax.axhline(nominal, color="gray", lw=0.8, ls="--")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_ylim(0.4, 1.02)
+    ax.set_title("coverage per decade of the target month (dashed: nominal 80 % and 95 %)")
+    ax.legend(loc="lower left", fontsize=8, ncols=len(shown) * 2)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

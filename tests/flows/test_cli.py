@@ -216,26 +216,25 @@ def test_report_prints_the_leaderboard_champion_and_due_diligence(
     )
     assert result.exit_code == 0, result.output
     text = result.stdout
-    assert text.startswith("Leaderboard of run ")
-    assert "\nChampion: " in text
+    assert text.startswith("Run ")
+    assert "\nChampion: At h = 1, " in text
     (source,) = [x for x in text.splitlines() if x.startswith("Data from ")]
     assert source.endswith(".") and "passing over" not in source  # one source answered
     assert "Due diligence (Diebold-Mariano tests over the test months)" in text
     verdicts = [x for x in text.splitlines() if x.startswith("- ")]
     assert len(verdicts) == 1 and verdicts[0].startswith("- drift vs naive: ")
-    # next month of each model, then the champion's 12 months (the default horizon)
-    champion = text.split("\nChampion: ", 1)[1].split(".", 1)[0]
-    assert f"\n{champion}, 12 months ahead" in text
-    path = text.split(" months ahead", 1)[1].split("\n\n", 1)[0].splitlines()[3:]
-    assert [int(line.split()[0]) for line in path] == list(range(1, 13))
-    # each horizon's rolling champion with its forecast, and which path the report draws
+    # one verdict per horizon, then the path it draws (each horizon's champion), 12 months
     section = text.split("\nChampion per horizon (rolling evaluation", 1)[1].split("\n\n", 1)[0]
-    table = section.splitlines()[2:]
-    assert [int(line.split()[0]) for line in table[2:14]] == list(range(1, 13))
-    assert {line.split()[1] for line in table[2:14]} <= {"naive", "drift"}
-    assert table[14].startswith(f"The path drawn is {champion}'s")
-    (png,) = out.glob("*.png")
-    assert f"report written to {png}" in text
+    table = section.splitlines()[3:]
+    assert [int(line.split()[0]) for line in table] == list(range(1, 13))
+    assert {line.split()[2] for line in table} <= {"naive", "drift"}
+    path = text.split("\nThe path: each horizon's champion", 1)[1].split("\n\n", 1)[0]
+    assert [int(line.split()[0]) for line in path.splitlines()[3:]] == list(range(1, 13))
+    assert "\nCoverage of the path's rolling bands per decade" in text
+    assert text.index("per decade") < text.index("The lesson's table") < text.index("Scorecard")
+    (png,) = out.glob("*[0-9a-f].png")
+    (history,) = out.glob("*-history.png")
+    assert f"report written to {png} and {history}" in text
     missing = CliRunner().invoke(
         app, ["report", "--warehouse", str(warehouse_with_a_run), "--run", "nope"]
     )

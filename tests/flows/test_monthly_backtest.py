@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from core.settings import Settings
 from flows.cli import app
 from flows.monthly_backtest import monthly_backtest
-from tasks.evaluation.calibrate import LEVELS, WARM_UP, online_bands
+from tasks.evaluation.calibrate import LEVELS, PastMoves, online_offsets, within_past_moves
 from tests.conftest import (
     REAL_CSV,
     LocalServer,
@@ -150,29 +150,33 @@ def test_naive_backtest_on_the_real_data(
         warehouse, "SELECT dm_pvalue FROM comparisons WHERE model = 'drift' AND baseline = 'naive'"
     )
     assert 0.0 < pvalue < 1.0
-    # naive's bands, online from the errors of earlier origins only, recomputed from the CSV
+    # naive's bands, online from the errors of earlier origins only, recomputed from the CSV:
+    # the stand-in is every 1-month move of the windows before the first forecast month, and
+    # no band goes beyond the index's own 1-month moves so far
     errors = np.log(close[-60:] / close[-61:-1])
     made = pd.DatetimeIndex(frame["date"].iloc[-61:-1])
     months = (made.year * 12 + made.month - 1).to_numpy()
-    bands = online_bands(months, 1, errors, int(months[-1]) + 1)
+    stand_in = np.log(close[12:-60] / close[11:-61])  # the first window ends at index 11
+    bands = online_offsets(months, 1, errors, months, history=stand_in)
+    every = pd.DatetimeIndex(frame["date"])
+    moves = PastMoves((every.year * 12 + every.month - 1).to_numpy(), close)
+    at, worst, best = moves.at(months, 1)
+    lower, upper = dict(bands.lower), dict(bands.upper)
+    lower = {lv: v[:, None] for lv, v in lower.items()}
+    upper = {lv: v[:, None] for lv, v in upper.items()}
+    within_past_moves(lower, upper, np.log(close[-61:-1] / at)[:, None], worst, best)
     stored = rows(
         warehouse,
         "SELECT lower_80, upper_80, lower_95, upper_95 FROM backtest_predictions"
         " WHERE model = 'naive' ORDER BY target_month",
     )
     expected_bands = np.column_stack(
-        [
-            close[-61:-1] * np.exp(side[level])
-            for level in LEVELS
-            for side in (bands.lower, bands.upper)
-        ]
+        [close[-61:-1] * np.exp(side[level][:, 0]) for level in LEVELS for side in (lower, upper)]
     )
     stored_bands = np.array(stored, dtype=np.float64)  # NULL → nan
     np.testing.assert_allclose(stored_bands, expected_bands, rtol=1e-12)
-    assert np.isnan(stored_bands[:WARM_UP]).all() and np.isfinite(stored_bands[WARM_UP:]).all()
-    inside = (stored_bands[WARM_UP:, 0] <= close[-60 + WARM_UP :]) & (
-        close[-60 + WARM_UP :] <= stored_bands[WARM_UP:, 1]
-    )
+    assert np.isfinite(stored_bands).all()  # the stand-in leaves no month in the warm-up
+    inside = (stored_bands[:, 0] <= close[-60:]) & (close[-60:] <= stored_bands[:, 1])
     ((coverage,),) = rows(
         warehouse, "SELECT coverage_80 FROM backtest_leaderboard WHERE model = 'naive'"
     )

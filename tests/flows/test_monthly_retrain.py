@@ -155,7 +155,7 @@ def test_real_data_over_http_reproduces_lesson_split(
         "gru": 3905,
         "lstm": 4897,
         "conv1d_lstm": 8993,
-        "mean": 0,
+        "mean": 1 + 1633 + 3905 + 4897 + 8993,  # the sum of its parts (drift and the networks)
     }
     # every model fitted twice (evaluation, forecast); a network as 2 seeds, one row each
     fits = rows(
@@ -242,6 +242,31 @@ def test_real_data_over_http_reproduces_lesson_split(
     ) == [(len(tested),)]
     coverage = rows(warehouse, "SELECT min(coverage_95), max(coverage_95) FROM rolling_metrics")[0]
     assert 0.8 < coverage[0] <= coverage[1] < 1.0
+    assert rows(
+        warehouse,
+        "SELECT count(*) FROM rolling_metrics WHERE NOT (coverage_95_low <= coverage_95"
+        " AND coverage_95 <= coverage_95_high AND coverage_80_low <= coverage_80"
+        " AND coverage_80 <= coverage_80_high)",
+    ) == [(0,)]
+    # one verdict per horizon: the champion is kept, and no kept model is cheaper
+    verdicts = rows(warehouse, "SELECT model, best_model, kept FROM champions")
+    for model, best, kept in verdicts:
+        assert kept.split(",")[0] == model and best in kept.split(",")
+    # every live path widens with h and stays inside the index's own h-month moves
+    live = rows(
+        warehouse,
+        "SELECT model, horizon, point, lower_80, upper_80, lower_95, upper_95 FROM forecasts"
+        " ORDER BY model, horizon",
+    )
+    for model in {r[0] for r in live}:
+        path = np.array([r[1:] for r in live if r[0] == model], dtype=np.float64)
+        h, point, low80, high80, low95, high95 = path.T
+        for distance in (point / low80, high80 / point, point / low95, high95 / point):
+            assert np.all(np.diff(np.log(distance)) >= -1e-12), model
+        for k, months in enumerate(h.astype(int)):
+            moves = close[months:] / close[:-months]
+            assert close[-1] * moves.min() <= low95[k] + 1e-6
+            assert high95[k] <= close[-1] * moves.max() + 1e-6
 
 
 def _bad_csv() -> bytes:

@@ -163,7 +163,8 @@ def test_mean_forecasts_the_mean_of_its_components_paths_at_every_horizon() -> N
     assert not np.allclose(paths[:, 1:], recursed[:, 1:], rtol=1e-9)
     np.testing.assert_allclose(paths[:, 0], recursed[:, 0], rtol=1e-12)
     scored = evaluate(mean, train, test, horizon=6)
-    assert scored.seed_metrics.empty and mean.n_params == 0 and mean.seeds == ()
+    assert scored.seed_metrics.empty and mean.seeds == ()
+    assert mean.n_params == sum(p.n_params for p in parts) == 1  # naive 0 + drift 1
 
 
 @pytest.mark.unit

@@ -94,7 +94,7 @@ def changes(missed: int = 0, champions: dict[int, str] | None = None) -> RunChan
 
 @pytest.mark.unit
 def test_a_quiet_run_emits_only_its_completion_with_the_champions_next_month() -> None:
-    events = run_events(output({1: "drift"}), "drift", changes(champions={1: "drift"}))
+    events = run_events(output({1: "drift"}), changes(champions={1: "drift"}))
     assert events == [
         RunEvent(
             RUN_COMPLETED,
@@ -115,7 +115,6 @@ def test_a_quiet_run_emits_only_its_completion_with_the_champions_next_month() -
 def test_a_miss_a_new_champion_and_revised_months_each_emit_their_event() -> None:
     events = run_events(
         output({1: "drift", 2: "naive"}, [("2026-01-01", 0.002), ("2026-03-01", -0.01)]),
-        "drift",
         changes(missed=1, champions={1: "naive", 2: "naive"}),
     )
     assert [e.event for e in events] == [MISSED, CHAMPION_CHANGED, DATA_REVISED, RUN_COMPLETED]
@@ -139,8 +138,15 @@ def test_a_miss_a_new_champion_and_revised_months_each_emit_their_event() -> Non
 
 
 @pytest.mark.unit
+def test_the_completed_event_names_the_first_horizons_champion() -> None:
+    events = run_events(output({2: "drift", 1: "naive"}), changes())
+    assert events[-1].payload["champion"] == "naive"
+    assert events[-1].payload["point"] == 101.0  # naive's forecast for h = 1
+
+
+@pytest.mark.unit
 def test_a_first_run_has_no_champion_to_change_from() -> None:
-    events = run_events(output({1: "drift"}), "drift", changes())
+    events = run_events(output({1: "drift"}), changes())
     assert [e.event for e in events] == [RUN_COMPLETED]
 
 
@@ -154,7 +160,7 @@ def test_failing_to_emit_is_a_warning_not_a_failed_run(monkeypatch, prefect_api,
 
     @flow(name="emit-test")
     def emitting() -> int:
-        return emit_run_events_task(output({1: "drift"}), [], "w.duckdb")
+        return emit_run_events_task(output({1: "drift"}), "w.duckdb")
 
     assert emitting() == 0
     assert "could not emit the run's events: warehouse gone" in caplog.text

@@ -5,12 +5,16 @@ import pandas as pd
 import pytest
 
 from tasks.run.report import (
-    choose_champion,
+    champion_reason,
+    coverage_by_decade,
     data_notes,
     due_diligence,
     forecast_markdown,
+    headline_champion,
     leaderboard_table,
     pair_verdict,
+    path_models,
+    render_history,
     render_report,
     validation_markdown,
 )
@@ -38,35 +42,48 @@ def board(*rows: tuple[str, float, float], pvalue: float = 0.2) -> list[dict[str
     ]
 
 
-@pytest.mark.parametrize(
-    ("rows", "champion"),
-    [
-        ((("naive", 127.0, 1.0), ("lstm", 120.0, 0.94), ("gru", 119.0, 0.93)), "gru"),
-        ((("naive", 127.0, 1.0), ("lstm", 130.0, 1.02)), "naive"),
-        ((("naive", 127.0, 1.0),), "naive"),
-    ],
-    ids=["best-beats-naive", "none-beats-naive", "only-naive"],
-)
-def test_champion(rows, champion: str) -> None:
-    name, reason = choose_champion(board(*rows))
-    assert name == champion
-    if champion == "naive":
-        assert "so naive stays champion" in reason
-    else:
-        assert "beats naive, but not significantly at 5 % (Diebold-Mariano p = 0.20)" in reason
+def verdict(model: str, best: object, pvalue: float, h: int = 1, naive_p: float = 0.2) -> dict:
+    return {
+        "horizon": h,
+        "model": model,
+        "rmse": 70.9,
+        "dm_pvalue": naive_p,
+        "best_model": best,
+        "kept": "drift,mean" if best == "mean" else model,
+        "dm_pvalue_vs_best": pvalue,
+    }
 
 
 @pytest.mark.parametrize(
-    ("pvalue", "words"),
+    ("row", "words"),
     [
-        (0.012, "beats naive significantly at 5 % (Diebold-Mariano p = 0.012)"),
-        (0.41, "beats naive, but not significantly at 5 % (Diebold-Mariano p = 0.41)"),
-        (float("nan"), "no Diebold-Mariano test against naive"),
+        (
+            verdict("drift", "mean", 0.31),
+            "At h = 1, drift (rolling RMSE 70.9) is the cheapest of the models not significantly"
+            " worse than the best, mean (one-sided Diebold-Mariano, p = 0.31); kept: drift,"
+            " mean; it beats naive, but not significantly at 5 % (Diebold-Mariano p = 0.20).",
+        ),
+        (
+            verdict("gru", "gru", float("nan"), naive_p=0.012),
+            "At h = 1, gru has the lowest rolling RMSE (70.9) and every cheaper model is"
+            " significantly worse (one-sided Diebold-Mariano, 10 %); it beats naive"
+            " significantly at 5 % (Diebold-Mariano p = 0.012).",
+        ),
+        (
+            verdict("gru", None, float("nan"), naive_p=float("nan")),
+            "gru had the lowest rolling RMSE at h = 1 (70.9); it no Diebold-Mariano test",
+        ),
     ],
+    ids=["cheapest-kept", "best-alone", "before-the-rule"],
 )
-def test_champion_states_its_test_against_naive_in_words(pvalue: float, words: str) -> None:
-    _, reason = choose_champion(board(("naive", 127.0, 1.0), ("gru", 119.0, 0.93), pvalue=pvalue))
-    assert words in reason
+def test_champion_reason_says_why_in_one_sentence(row, words: str) -> None:
+    assert words in champion_reason(row)
+
+
+def test_the_headline_champion_is_the_first_horizons() -> None:
+    champions = pd.DataFrame([verdict("mean", "mean", np.nan, 2), verdict("drift", "mean", 0.3)])
+    assert headline_champion(champions) == "drift"
+    assert headline_champion(champions.iloc[:0]) is None
 
 
 def test_leaderboard_table_columns() -> None:
@@ -118,11 +135,18 @@ def frames(horizon: int = 1):
     return prices, predictions, forecasts
 
 
+def champions_of(*models: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        [verdict(m, "lstm", 0.4 if m != "lstm" else np.nan, h) for h, m in enumerate(models, 1)]
+    )
+
+
 @pytest.mark.parametrize("horizon", [1, 3])
 def test_forecast_markdown_names_champion_and_every_model(tmp_path, horizon) -> None:
     _, _, forecasts = frames(horizon)
-    text = forecast_markdown(forecasts, "lstm", "because", tmp_path / "r.png")
-    assert "Champion: `lstm`: 1,200.0 for 2020-01" in text
+    champions = champions_of(*["lstm"] * horizon)
+    text = forecast_markdown(forecasts, champions, tmp_path / "r.png")
+    assert "Champion at h = 1: `lstm`: 1,200.0 for 2020-01" in text
     # every model's next month, once
     assert text.count("| naive | 1,100.0 | 1,045.0 … 1,155.0 | 990.0 … 1,210.0 |") == 1
     assert (tmp_path / "r.png").as_uri() in text
@@ -131,31 +155,68 @@ def test_forecast_markdown_names_champion_and_every_model(tmp_path, horizon) -> 
         assert "months ahead" not in text
     else:  # and the champion's whole path, month by month
         assert "# S&P 500 forecast for 2020-01 … 2020-03\n" in text
-        assert "**`lstm`, 3 months ahead**" in text
-        assert "| 2020-03 | 3 | 1,220.0 | 1,037.0 … 1,403.0 | 854.0 … 1,586.0 |" in text
+        assert "**The path: each horizon's champion, 3 months ahead** (lstm;" in text
+        assert "| 3 | 2020-03 | lstm | 1,220.0 | 1,037.0 … 1,403.0 | 854.0 … 1,586.0 |" in text
         assert "| naive | 1,110.0" not in text  # other models' later months stay in the warehouse
 
 
-def test_each_horizons_champion_is_shown_with_its_band_and_the_drawn_path_named(tmp_path):
+def test_the_drawn_path_is_each_horizons_champion(tmp_path):
     _, _, forecasts = frames(3)
-    champions = pd.DataFrame(
-        {
-            "horizon": [1, 2, 3],
-            "model": ["lstm", "naive", "naive"],
-            "rmse": [10.0, 20.0, 30.0],
-            "dm_pvalue": [0.2, np.nan, np.nan],
-        }
-    )
-    text = forecast_markdown(forecasts, "lstm", "because", None, champions=champions)
+    champions = champions_of("lstm", "naive", "naive")
+    text = forecast_markdown(forecasts, champions, None)
     assert "| 3 | 2020-03 | naive | 1,120.0 |" in text
-    assert "| 1 | 2020-01 | lstm | 1,200.0 |" in text and "| 10.0 | 0.20 |" in text
-    assert "The path drawn is lstm's, the champion on one-month test RMSE." in text
-    assert "Other horizons' rolling champions: naive (dots)." in text
-    without = forecast_markdown(forecasts, "lstm", "because", None)
-    assert "Champion per horizon" not in without
+    assert "| 1 | 2020-01 | lstm | 1,200.0 |" in text and "| 70.9 | lstm | - |" in text
+    assert "| 2 | 2020-02 | naive | 1,110.0 |" in text and "| 70.9 | lstm | 0.40 |" in text
+    assert "(lstm (h = 1), naive (h = 2-3);" in text
+    before = forecast_markdown(forecasts, champions.iloc[:0], None)
+    assert "No verdict per horizon" in before and "The path" not in before
     prices, predictions, _ = frames(3)
-    png = render_report(prices, predictions, forecasts, "lstm", tmp_path / "r.png", champions)
+    png = render_report(prices, predictions, forecasts, champions, tmp_path / "r.png")
     assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_path_models_names_runs_of_horizons() -> None:
+    path = pd.DataFrame({"model": ["a", "a", "b", "a"], "horizon": [1, 2, 3, 4]})
+    assert path_models(path) == "a (h = 1-2), b (h = 3), a (h = 4)"
+    assert path_models(path.assign(model="a")) == "a"
+
+
+def history_frame() -> pd.DataFrame:
+    months = pd.date_range("1978-01-01", periods=300, freq="MS")
+    rows = []
+    for h in (1, 12):
+        actual = 100.0 + np.arange(300)
+        point = actual * 1.0
+        point[::10] = actual[::10] * 1.5  # every tenth month misses both bands
+        rows.append(
+            pd.DataFrame(
+                {
+                    "model": "drift",
+                    "forecast_month": months - pd.DateOffset(months=h),
+                    "horizon": h,
+                    "target_month": months,
+                    "point": point,
+                    "lower_80": point * 0.95,
+                    "upper_80": point * 1.05,
+                    "lower_95": point * 0.9,
+                    "upper_95": point * 1.1,
+                    "actual": actual,
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_coverage_per_decade_and_the_history_picture(tmp_path) -> None:
+    history = history_frame()
+    decades = coverage_by_decade(history)
+    assert decades["decade"].tolist() == ["1970s", "1980s", "1990s", "2000s"]
+    assert decades.loc[1, "n"] == 120
+    assert decades.loc[1, "h1 95"] == pytest.approx(0.9)
+    assert decades.loc[1, "h12 80"] == pytest.approx(0.9)
+    png = render_history(history, tmp_path / "h.png")
+    assert png is not None and png.read_bytes().startswith(b"\x89PNG")
+    assert render_history(history.iloc[:0], tmp_path / "none.png") is None
 
 
 def test_validation_markdown_lists_failures() -> None:
@@ -174,7 +235,8 @@ def test_validation_markdown_lists_failures() -> None:
 @pytest.mark.parametrize("horizon", [1, 12])
 def test_render_report_writes_a_png(tmp_path, horizon) -> None:
     prices, predictions, forecasts = frames(horizon)
-    path = render_report(prices, predictions, forecasts, "lstm", tmp_path / "out" / "r.png")
+    champions = champions_of(*["lstm"] * horizon)
+    path = render_report(prices, predictions, forecasts, champions, tmp_path / "out" / "r.png")
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(data) > 20_000
@@ -280,5 +342,5 @@ def test_the_artifact_says_where_the_data_came_from_and_what_was_revised(
     notes = data_notes("b.csv", passed_over, revisions)
     assert notes == lines
     _, _, forecasts = frames(1)
-    text = forecast_markdown(forecasts, "lstm", "because", None, notes=notes)
-    assert text.index("because") < text.index(lines[-1]) < text.index("| model | point")
+    text = forecast_markdown(forecasts, champions_of("lstm"), None, notes=notes)
+    assert text.index("At h = 1, lstm") < text.index(lines[-1]) < text.index("| model | point")
