@@ -43,7 +43,8 @@ def run_once(
     )
     chosen = [] if models == "default" else ["--models", models]
     wall, done = timed_sp500(["run", "--force", *chosen], env, cwd=work)
-    rmse = {m[1]: float(m[2]) for m in re.finditer(r"^\d+\s+(\w+)\s+([\d.]+)", done.stdout, re.M)}
+    board = done.stdout.split("\nChampion per horizon", 1)[0]  # the lesson's table only
+    rmse = {m[1]: float(m[2]) for m in re.finditer(r"^\d+\s+(\w+)\s+([\d.]+)", board, re.M)}
     return wall, rmse
 
 
@@ -55,6 +56,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument(
         "--models", default=MODELS, help="sp500 run --models; 'default': each version's defaults"
+    )
+    parser.add_argument(
+        "--name", default="compare_commits", help="results file stem (results/NAME.json, .md)"
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,7 +95,7 @@ def main() -> None:
     result = {"meta": meta, "walls": walls, "medians": medians, "rmse": rmse}
     result["ratio_head_to_base"] = medians["head"] / medians["base"]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "compare_commits.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         f"`{command}`, base {args.base} against this checkout,"
         f" {args.repeat} alternating rounds, same venv and data ({describe(meta)}).",
@@ -105,7 +109,7 @@ def main() -> None:
         scores = ", ".join(f"{m} {v:.1f}" for m, v in rmse[name].items())
         lines.append(f"| {label} | {rounds} | {medians[name]:.1f} | {scores} |")
     lines += ["", f"Median ratio, this checkout / {args.base}: {result['ratio_head_to_base']:.2f}."]
-    (RESULTS / "compare_commits.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

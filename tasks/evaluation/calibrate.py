@@ -89,6 +89,7 @@ class ErrorPool:
         start = [] if history is None else [float(e) for e in np.asarray(history).ravel()]
         self.arrived: list[float] = list(start)
         self.sorted: list[float] = sorted(start)
+        self._spread: float | None = None  # cached until the next error arrives
 
     def __len__(self) -> int:
         """How many errors the pool holds."""
@@ -98,6 +99,7 @@ class ErrorPool:
         """An error whose actual has arrived."""
         self.arrived.append(float(error))
         bisect.insort(self.sorted, float(error))
+        self._spread = None
 
     def order_statistic(self, rank: int) -> float:
         """The ``rank``-th smallest error (1-based), ranks clipped to the sample."""
@@ -113,8 +115,10 @@ class ErrorPool:
 
     def spread(self) -> float:
         """Standard deviation of the most recent ``SPREAD_WINDOW`` errors."""
-        recent = self.arrived[-SPREAD_WINDOW:]
-        return float(np.std(recent, ddof=1)) if len(recent) > 1 else 0.0
+        if self._spread is None:
+            recent = self.arrived[-SPREAD_WINDOW:]
+            self._spread = float(np.std(recent, ddof=1)) if len(recent) > 1 else 0.0
+        return self._spread
 
 
 class Calibrator:
