@@ -1,4 +1,5 @@
-# sp500-pipeline: `make run` runs the monthly-retrain flow once; `make test` runs lint + tests.
+# sp500-pipeline: `make run` runs the monthly-retrain flow once; `make test` runs lint (ruff,
+# mypy) + tests.
 # Both build .venv from nothing, exactly as uv.lock pins it (`make lock` updates the lock).
 # uv comes from PATH, or else into a small bootstrap venv (.uv/) that leaves the system
 # Python untouched.
@@ -50,6 +51,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: lint
 	bash tests/setup_browser.sh

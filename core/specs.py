@@ -50,7 +50,9 @@ def split_specs(text: str) -> list[str]:
     Raises:
         ValueError: a bracket is unbalanced.
     """
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         if char == "[":
             depth += 1

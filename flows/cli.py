@@ -265,7 +265,7 @@ def run(
     _loading()
     from prefect import tags  # noqa: PLC0415
 
-    from flows.monthly_retrain import monthly_retrain  # noqa: PLC0415 (imports TensorFlow)
+    from flows.monthly_retrain import RunSummary, monthly_retrain  # noqa: PLC0415 (TensorFlow)
 
     _install_log_filter()
     with tags(*run_tags(settings)):
@@ -275,6 +275,8 @@ def run(
         # options the data make impossible fail like options that fail on their own
         raise _fail(message, 2 if message.startswith("invalid settings:") else 1)
     summary = state.result()
+    if not isinstance(summary, RunSummary):  # a completed run always returns its summary
+        raise _fail(f"flow run returned {type(summary).__name__}, not a run summary")
     if summary.leaderboard:
         typer.echo(LESSON_TABLE)
         typer.echo(_format_table(BOARD, [tuple(r[c] for c in BOARD) for r in summary.leaderboard]))
@@ -395,7 +397,11 @@ def backtest(
     _loading()
     from prefect import tags  # noqa: PLC0415
 
-    from flows.monthly_backtest import make_task_runner, monthly_backtest  # noqa: PLC0415
+    from flows.monthly_backtest import (  # noqa: PLC0415
+        BacktestSummary,
+        make_task_runner,
+        monthly_backtest,
+    )
 
     _install_log_filter()
     flow = monthly_backtest.with_options(task_runner=make_task_runner(settings))
@@ -407,6 +413,8 @@ def backtest(
     if not state.is_completed():
         raise _fail(state.message or f"flow run ended in state {state.name}")
     summary = state.result()
+    if not isinstance(summary, BacktestSummary):  # a completed backtest returns its summary
+        raise _fail(f"flow run returned {type(summary).__name__}, not a backtest summary")
     columns = [
         "model",
         "rmse",

@@ -21,7 +21,7 @@ def rename_flow_run(name: str) -> None:
     if run_id is None:
         return
     with get_client(sync_client=True) as client:
-        client.update_flow_run(run_id, name=name)
+        client.update_flow_run(uuid.UUID(run_id), name=name)
 
 
 @contextmanager

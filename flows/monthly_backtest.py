@@ -1,6 +1,7 @@
 """Flow ``monthly-backtest``: replay monthly retraining over past months and score it."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger
@@ -34,7 +35,7 @@ class BacktestSummary:
     table: list[dict[str, object]] = field(default_factory=list)
 
 
-def make_task_runner(settings: Settings) -> TaskRunner:
+def make_task_runner(settings: Settings) -> TaskRunner[Any]:
     """The Prefect task runner that ``--task-runner`` (and ``--dask-address``) ask for."""
     if settings.task_runner == "process":
         return ProcessPoolTaskRunner(max_workers=settings.workers)

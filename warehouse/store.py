@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -523,7 +523,7 @@ class RunReport:
     """A completed run's leaderboard, predictions, forecasts and prices, plus the scorecard."""
 
     run_id: str
-    leaderboard: list[dict[str, object]]
+    leaderboard: list[dict[str, Any]]
     prices: pd.DataFrame  # month, close of the run's snapshot
     predictions: pd.DataFrame  # model, month, actual, predicted
     forecasts: pd.DataFrame  # model, target_month, horizon, point, bounds
@@ -662,9 +662,9 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 def storage_version(path: Path) -> str:
     """The warehouse file's storage format as DuckDB names it, e.g. ``v1.4.0+``."""
     with connect(path, read_only=True) as con:
-        (tags,) = con.execute(
+        ((tags,),) = con.execute(
             "SELECT tags FROM duckdb_databases() WHERE database_name = current_database()"
-        ).fetchone()
+        ).fetchall()
     return str(tags.get("storage_version", "unknown"))
 
 

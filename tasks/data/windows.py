@@ -149,7 +149,10 @@ class MinMaxScaler:
         return np.asarray(y_scaled, dtype=np.float64) * self._span + self.low
 
 
-def fit_scaler(kind: Literal["window", "minmax"], train: Windows) -> Scaler:
+ScalingName = Literal["window", "minmax"]
+
+
+def fit_scaler(kind: ScalingName, train: Windows) -> Scaler:
     """Fit the named scaler on training samples."""
     if kind == "window":
         return WindowScaler.fit(train)

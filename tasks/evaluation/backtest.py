@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from core.errors import PipelineError
 from core.settings import Settings, mean_components
-from tasks.data.windows import MIN_TRAIN_SAMPLES, Windows
+from tasks.data.windows import MIN_TRAIN_SAMPLES, ScalingName, Windows
 from tasks.evaluation.evaluate import compare_errors, compute_metrics, mae
 from tasks.evaluation.rolling import (
     RollingPlan,
@@ -101,7 +101,7 @@ def run_segment(
     segment: Segment,
     windows: Windows,
     *,
-    scaling: str,
+    scaling: ScalingName,
     epochs: int,
     batch_size: int,
     seed: int,

@@ -30,7 +30,7 @@ from prefect.cache_policies import NO_CACHE
 
 from core.errors import SettingsError
 from core.settings import Settings
-from tasks.data.windows import Windows, fit_scaler
+from tasks.data.windows import ScalingName, Windows, fit_scaler
 from tasks.evaluation.calibrate import (
     LEVELS,
     Calibrator,
@@ -182,7 +182,7 @@ def rolling_forecasts(
     windows: Windows,
     plan: RollingPlan,
     *,
-    scaling: str,
+    scaling: ScalingName,
     epochs: int,
     batch_size: int,
     seed: int,
@@ -200,7 +200,7 @@ def rolling_forecasts(
     spec = model_spec(model)
     started = time.perf_counter()
     blocks = [windows.X[c:s] for c, s in zip(plan.cuts, plan.stops, strict=True)]
-    scalers = [fit_scaler(scaling, windows.part(0, c)) for c in plan.cuts]  # type: ignore[arg-type]
+    scalers = [fit_scaler(scaling, windows.part(0, c)) for c in plan.cuts]
     if spec.builder is None:
         paths = []
         for c, block, scaler in zip(plan.cuts, blocks, scalers, strict=True):
@@ -472,7 +472,7 @@ def fit_every_role(
     split_at: int,
     plan: RollingPlan,
     *,
-    scaling: str,
+    scaling: ScalingName,
     epochs: int,
     batch_size: int,
     seed: int,
@@ -492,15 +492,17 @@ def fit_every_role(
     spec = model_spec(name)
     started = time.perf_counter()
     if spec.builder is None:
-        options = {"epochs": epochs, "batch_size": batch_size, "seed": seed, "seeds": seeds}
         fitted = {
             role: fit_model(
                 name,
                 data,
-                fit_scaler(scaling, data),  # type: ignore[arg-type]
+                fit_scaler(scaling, data),
                 role=role,
                 artifact_dir=artifact_dir,
-                **options,
+                epochs=epochs,
+                batch_size=batch_size,
+                seed=seed,
+                seeds=seeds,
             )
             for role, data in (("evaluation", train), ("forecast", windows))
         }
@@ -511,8 +513,8 @@ def fit_every_role(
             fitted["evaluation"], fitted["forecast"], frame, time.perf_counter() - started
         )
     roles = {
-        "evaluation": (split_at, fit_scaler(scaling, train)),  # type: ignore[arg-type]
-        "forecast": (len(windows), fit_scaler(scaling, windows)),  # type: ignore[arg-type]
+        "evaluation": (split_at, fit_scaler(scaling, train)),
+        "forecast": (len(windows), fit_scaler(scaling, windows)),
     }
     ensemble = range(seed, seed + seeds)
     members = [
@@ -527,7 +529,7 @@ def fit_every_role(
             c,
             fit_scaler(scaling, windows.part(0, c)),
             f"origin {windows.months[c - 1]:%Y-%m}",
-        )  # type: ignore[arg-type]
+        )
         for c in plan.cuts
     ]
     fit = fit_stacked(

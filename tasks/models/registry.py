@@ -162,9 +162,20 @@ def recursive_paths(
 class Forecaster(Protocol):
     """A fitted model: price forecasts from raw windows, and what the warehouse records."""
 
-    n_params: int  # of one member
-    epochs: int
-    seeds: tuple[int, ...]  # one per ensemble member; () when nothing is random
+    @property
+    def n_params(self) -> int:
+        """Trainable parameters of one member."""
+        ...
+
+    @property
+    def epochs(self) -> int:
+        """Training epochs (0 for what trains nothing)."""
+        ...
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """One seed per ensemble member; () when nothing is random."""
+        ...
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Forecast the next close for each raw window in ``X`` ``(n, window)``."""

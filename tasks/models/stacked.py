@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -27,18 +28,19 @@ from core.errors import PipelineError
 from tasks.data.windows import Scaler, Windows
 from tasks.models.keras_quiet import keras, ops
 
+Tensor = Any  # a Keras tensor: the backend's own type, so nothing narrower to say
 KerasBuilder = Callable[[int, int], keras.Model]
 """``builder(window, seed)``: the same seed always gives the same initial weights."""
 
 
-def _matmul(x: object, w: object) -> object:
+def _matmul(x: Tensor, w: Tensor) -> Tensor:
     """``(G, N, i) @ (G, i, o) -> (G, N, o)``; one member takes the plain 2-D kernel."""
     if w.shape[0] == 1:
         return ops.expand_dims(ops.matmul(x[0], w[0]), 0)
     return ops.matmul(x, w)
 
 
-def _batched(x: object, w: object) -> object:
+def _batched(x: Tensor, w: Tensor) -> Tensor:
     """``(G, B, ..., i) @ (G, i, o) -> (G, B, ..., o)``: each member by its own matrix."""
     shape = ops.shape(x)
     flat = ops.reshape(x, (shape[0], -1, shape[-1]))
@@ -59,7 +61,7 @@ class StackedDense(keras.layers.Layer):
         self.kernel = self.add_weight(shape=(g, i, self.units), initializer="zeros", name="kernel")
         self.bias = self.add_weight(shape=(g, self.units), initializer="zeros", name="bias")
 
-    def call(self, x: object) -> object:  # noqa: D102
+    def call(self, x: Tensor) -> Tensor:  # noqa: D102
         return self.activation(_batched(x, self.kernel) + self.bias[:, None, :])
 
 
@@ -78,7 +80,7 @@ class StackedCausalConv1D(keras.layers.Layer):
         self.kernel = self.add_weight(shape=(g, k, c, self.filters), initializer="zeros")
         self.bias = self.add_weight(shape=(g, self.filters), initializer="zeros")
 
-    def call(self, x: object) -> object:  # noqa: D102
+    def call(self, x: Tensor) -> Tensor:  # noqa: D102
         k = self.kernel_size
         steps = ops.shape(x)[2]
         # causal: k - 1 zeros before the first month, so step t sees months t-k+1 … t only
@@ -119,11 +121,11 @@ class _StackedRecurrent(keras.layers.Layer):
         )
         self.bias = self.add_weight(shape=(g, *self.bias_shape()), initializer="zeros", name="bias")
 
-    def input_bias(self) -> object:
+    def input_bias(self) -> Tensor:
         """Bias added to the input projection, shape ``(G, gates * units)``."""
         return self.bias
 
-    def call(self, x: object) -> object:
+    def call(self, x: Tensor) -> Tensor:
         # the input projection of every step at once, then the recurrence step by step
         projected = _batched(x, self.kernel) + self.input_bias()[:, None, None, :]
         batch = ops.shape(x)[1]
@@ -133,11 +135,11 @@ class _StackedRecurrent(keras.layers.Layer):
             state = self.step(x_t, state)
         return state[0]
 
-    def initial_state(self, batch: object) -> tuple[object, ...]:
+    def initial_state(self, batch: Tensor) -> tuple[Tensor, ...]:
         """Zero hidden state ``(G, B, units)``."""
         return (ops.zeros((self.members, batch, self.units)),)
 
-    def step(self, x_t: object, state: tuple[object, ...]) -> tuple[object, ...]:
+    def step(self, x_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         """One time step from the projected input ``(G, B, gates * units)``."""
         raise NotImplementedError
 
@@ -145,7 +147,7 @@ class _StackedRecurrent(keras.layers.Layer):
 class StackedSimpleRNN(_StackedRecurrent):
     """G SimpleRNN layers: ``h = activation(x W + b + h U)``."""
 
-    def step(self, x_t: object, state: tuple[object, ...]) -> tuple[object, ...]:  # noqa: D102
+    def step(self, x_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:  # noqa: D102
         return (self.activation(x_t + _matmul(state[0], self.recurrent_kernel)),)
 
 
@@ -162,10 +164,10 @@ class StackedGRU(_StackedRecurrent):
     def bias_shape(self) -> tuple[int, ...]:  # noqa: D102
         return (2, self.gates * self.units)
 
-    def input_bias(self) -> object:  # noqa: D102
+    def input_bias(self) -> Tensor:  # noqa: D102
         return self.bias[:, 0, :]
 
-    def step(self, x_t: object, state: tuple[object, ...]) -> tuple[object, ...]:  # noqa: D102
+    def step(self, x_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:  # noqa: D102
         h = state[0]
         inner = _matmul(h, self.recurrent_kernel) + self.bias[:, 1, None, :]
         x_z, x_r, x_h = ops.split(x_t, 3, axis=-1)
@@ -185,11 +187,11 @@ class StackedLSTM(_StackedRecurrent):
 
     gates = 4
 
-    def initial_state(self, batch: object) -> tuple[object, ...]:  # noqa: D102
+    def initial_state(self, batch: Tensor) -> tuple[Tensor, ...]:  # noqa: D102
         zeros = ops.zeros((self.members, batch, self.units))
         return (zeros, zeros)
 
-    def step(self, x_t: object, state: tuple[object, ...]) -> tuple[object, ...]:  # noqa: D102
+    def step(self, x_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:  # noqa: D102
         h, c = state
         z = x_t + _matmul(h, self.recurrent_kernel)
         z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
@@ -260,7 +262,7 @@ class StackedNetwork(keras.Model):
         super().__init__(**kwargs)
         self.chain = layers
 
-    def call(self, inputs: object) -> object:  # noqa: D102
+    def call(self, inputs: Tensor) -> Tensor:  # noqa: D102
         x = ops.transpose(inputs, (1, 0, 2, 3))  # member-major
         for layer in self.chain:
             x = layer(x)
@@ -289,7 +291,7 @@ def stack_template(template: keras.Model, members: int) -> StackedNetwork:
     return network
 
 
-def masked_member_loss(y_true: object, y_pred: object) -> object:
+def masked_member_loss(y_true: Tensor, y_pred: Tensor) -> Tensor:
     """Sum over members of each member's mean squared error on its own samples of the batch.
 
     ``y_true`` is ``(B, G, 2)``: the scaled target and a 0/1 weight saying whether the sample
@@ -442,7 +444,7 @@ class MemberAdam(keras.optimizers.Adam):
         """Adam's arguments; ``members`` is the size of every variable's leading axis."""
         super().__init__(**kwargs)
         self.members = members
-        self._active: object = None  # this step's members with a sample (set by ``apply``)
+        self._active: Tensor = None  # this step's members with a sample (set by ``apply``)
 
     def build(self, var_list: list) -> None:  # noqa: D102
         if self.built:
@@ -464,7 +466,7 @@ class MemberAdam(keras.optimizers.Adam):
         self._active = active
         super().apply(grads, trainable_variables)
 
-    def update_step(self, gradient: object, variable: object, learning_rate: object) -> None:
+    def update_step(self, gradient: Tensor, variable: Tensor, learning_rate: Tensor) -> None:
         """Adam's update per member, with the member's own step in the bias correction."""
         dtype = variable.dtype
         shape = (self.members,) + (1,) * (len(variable.shape) - 1)

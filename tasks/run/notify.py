@@ -32,7 +32,7 @@ from uuid import UUID
 
 import pandas as pd
 from prefect import get_run_logger, task
-from prefect.automations import AutomationCore, CallWebhook, EventTrigger
+from prefect.automations import AutomationCore, CallWebhook, EventTrigger, Posture
 from prefect.blocks.webhook import Webhook
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
@@ -40,7 +40,9 @@ from prefect.events import emit_event
 from prefect.events.worker import EventsWorker
 from prefect.runtime import flow_run as current_flow_run
 from prefect.settings import PREFECT_UI_URL
+from prefect.types import SecretDict
 from prefect.utilities.urls import url_for
+from pydantic import SecretStr
 
 from tasks.run.report import headline_champion, largest_revision
 from warehouse.store import RunChanges, RunOutput, run_changes
@@ -216,7 +218,7 @@ def automation_for(spec: AutomationSpec, block_id: UUID, ui: str = "") -> Any:
     ``ui`` (the UI's address) goes into the body as a constant: the server renders links
     with its own ``PREFECT_UI_URL``, which a plain ``prefect server start`` leaves unset.
     """
-    match_related = (
+    match_related: dict[str, str | list[str]] = (
         {"prefect.resource.role": "flow", "prefect.resource.name": list(WATCHED_FLOWS)}
         if spec.flows_only
         else {}
@@ -228,7 +230,7 @@ def automation_for(spec: AutomationSpec, block_id: UUID, ui: str = "") -> Any:
             expect=set(spec.expect),
             match={"prefect.resource.id": "prefect.flow-run.*" if spec.flows_only else "sp500.*"},
             match_related=match_related,
-            posture="Reactive",
+            posture=Posture.Reactive,
             threshold=1,
         ),
         actions=[
@@ -247,8 +249,14 @@ def install_automations(url: str) -> list[str]:
     of that name) is updated to the current definition, and duplicates are deleted.
     """
     ui = (PREFECT_UI_URL.value() or "").rstrip("/")
-    block = Webhook(method="POST", url=url, headers={"Content-Type": "application/json"})
+    block = Webhook(
+        method="POST",
+        url=SecretStr(url),
+        headers=SecretDict({"Content-Type": "application/json"}),
+    )
     block_id = block.save(BLOCK_NAME, overwrite=True)
+    if not isinstance(block_id, UUID):  # save is async only inside an event loop
+        raise TypeError(f"saving the webhook block returned {type(block_id).__name__}")
     names = []
     with get_client(sync_client=True) as client:
         for spec in AUTOMATIONS:

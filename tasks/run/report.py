@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib as mpl
 import pandas as pd
@@ -18,7 +19,7 @@ import matplotlib.pyplot as plt
 REPORT_YEARS = 15
 
 
-def significance(pvalue: object) -> str:
+def significance(pvalue: Any) -> str:
     """The Diebold-Mariano verdict against naive, in words."""
     if pvalue is None or pd.isna(pvalue):
         return "no Diebold-Mariano test against naive (naive was not run, or too few months)"
@@ -27,7 +28,7 @@ def significance(pvalue: object) -> str:
     return f"beats naive, but not significantly at 5 % (Diebold-Mariano p = {float(pvalue):.2f})"
 
 
-def pair_verdict(model: str, baseline: str, change: float, pvalue: object) -> str:
+def pair_verdict(model: str, baseline: str, change: float, pvalue: Any) -> str:
     """One sentence of due diligence about ``model`` against ``baseline``.
 
     E.g. ``conv1d_lstm vs lstm: 0.9 % lower RMSE, p = 0.41: the convolution does not earn
@@ -58,13 +59,13 @@ def due_diligence(rmse: dict[str, float], comparisons: pd.DataFrame) -> list[str
     ]
 
 
-def _known(value: object) -> bool:
+def _known(value: Any) -> bool:
     return value is not None and not pd.isna(value)
 
 
-def champion_reason(row: pd.Series | dict[str, object]) -> str:
+def champion_reason(row: pd.Series | dict[str, Any]) -> str:
     """One sentence: why a horizon's champion is the champion (``rolling_champions`` row)."""
-    model, horizon, rmse = row["model"], int(row["horizon"]), float(row["rmse"])  # type: ignore[arg-type]
+    model, horizon, rmse = row["model"], int(row["horizon"]), float(row["rmse"])
     best = row.get("best_model")
     naive = significance(row.get("dm_pvalue"))
     if not _known(best):  # a run made before the lesson's rule
@@ -76,7 +77,7 @@ def champion_reason(row: pd.Series | dict[str, object]) -> str:
             f" cheaper model is significantly worse (one-sided Diebold-Mariano, 10 %); it {naive}."
         )
     pvalue = row.get("dm_pvalue_vs_best")
-    shown = f"p = {float(pvalue):.2f}" if _known(pvalue) else "no test"  # type: ignore[arg-type]
+    shown = "no test" if pvalue is None or not _known(pvalue) else f"p = {float(pvalue):.2f}"
     return (
         f"At h = {horizon}, {model} (rolling RMSE {rmse:.1f}) is the cheapest of the models not"
         f" significantly worse than the best, {best} (one-sided Diebold-Mariano, {shown});"
@@ -91,11 +92,11 @@ def headline_champion(champions: pd.DataFrame) -> str | None:
     return str(champions.sort_values("horizon").iloc[0]["model"])
 
 
-def _rounded(value: object, digits: int) -> float | None:
+def _rounded(value: Any, digits: int) -> float | None:
     return None if value is None or pd.isna(value) else round(float(value), digits)
 
 
-def leaderboard_table(leaderboard: Sequence[dict[str, object]]) -> list[dict[str, object]]:
+def leaderboard_table(leaderboard: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows of the ``sp500-leaderboard`` table artifact: model, rmse, mae, mase, theil_u2, rank."""
     return [
         {
@@ -117,7 +118,7 @@ def leaderboard_table(leaderboard: Sequence[dict[str, object]]) -> list[dict[str
 
 def backtest_table(
     metrics: pd.DataFrame, comparisons: pd.DataFrame, predictions: pd.DataFrame
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     """Rows of the ``sp500-backtest`` table, best RMSE first (rmse, mae, theil_u2, dm_pvalue).
 
     ``dm_pvalue`` is the Diebold-Mariano p-value against naive (None for naive itself);
