@@ -6,7 +6,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
-from core.errors import PipelineError, SettingsError, ValidationFailed
+from core.errors import PipelineError, ValidationFailed
 from core.settings import Settings, mean_components
 from flows.common import new_run_id, rename_flow_run, untagged_task_runs
 from tasks.data.ingest import fetch_prices
@@ -67,18 +67,12 @@ def _retrain(settings: Settings, run: RunLifecycle) -> RunSummary:
     rename_flow_run(f"retrain-{prices['month'].iloc[-1]:%Y-%m}")
     previous = run.unchanged_since(download.sha256)
     if previous and not settings.force:
-        run.discard()
-        message = f"data unchanged since run {previous}; nothing to do (use --force to rerun)"
-        logger.info(message)
+        message = run.unchanged(previous, download.sha256)
         return RunSummary(run_id=previous, status="unchanged", message=message)
 
     revisions = find_revisions_task(settings.warehouse, prices)
     windows = make_windows_task(prices, settings.window)
-    try:
-        plan = plan_rolling_task(windows, settings)
-    except SettingsError:
-        run.discard()  # options the data make impossible: nothing is kept
-        raise
+    plan = plan_rolling_task(windows, settings)  # impossible settings: the run is invalid
     train, test = split_task(windows, settings.test_fraction)
     fits: dict[str, tuple[TrainedModel, TrainedModel]] = {}  # evaluation, forecast
     models, evaluations, forecasts, rolling = [], [], [], {}
@@ -109,7 +103,15 @@ def _retrain(settings: Settings, run: RunLifecycle) -> RunSummary:
     comparisons = compare_models_task(evaluations)
     leaderboard = rank_evaluations(evaluations, comparisons)
     output = build_output(
-        run.run_id, fetched, models, evaluations, forecasts, comparisons, scored, revisions
+        run.run_id,
+        fetched,
+        models,
+        evaluations,
+        forecasts,
+        comparisons,
+        scored,
+        revisions,
+        artifact_root=settings.warehouse.parent,
     )
     run.commit(output)
 

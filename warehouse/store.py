@@ -158,29 +158,47 @@ def recover_crashed_runs(path: Path, by_run_id: str) -> list[str]:
 
     Call only while holding the run lock: then no other live process owns such a row.
     """
+    crashed = f"crashed: the process ended before finishing (seen by {by_run_id})"
     with connect(path) as con:
         rows = con.execute(
-            "UPDATE runs SET status = 'failed', finished_at = ?, error = ?"
+            "UPDATE runs SET status = 'failed', finished_at = ?, error = ?, reason = ?"
             " WHERE status = 'running' RETURNING run_id",
-            [utc_now(), f"crashed: the process ended before finishing (seen by {by_run_id})"],
+            [utc_now(), crashed, crashed],
         ).fetchall()
     return sorted(row[0] for row in rows)
 
 
-def discard_run(path: Path, run_id: str) -> None:
-    """Delete a run row that turned out to have nothing to do (unchanged data)."""
-    with connect(path) as con, transaction(con):
-        con.execute("DELETE FROM validation_failures WHERE run_id = ?", [run_id])
-        con.execute("DELETE FROM runs WHERE run_id = ? AND status = 'running'", [run_id])
+OUTCOMES = ("unchanged", "invalid")  # a run that ends without results or an error
+
+
+def close_run(
+    path: Path, run_id: str, status: str, reason: str, snapshot_id: str | None = None
+) -> None:
+    """Mark a ``running`` run ``unchanged`` or ``invalid`` with its one-line reason.
+
+    ``snapshot_id``: the data it looked at, when it got that far (an unchanged run's is the
+    completed run's it matched).
+
+    Raises:
+        ValueError: ``status`` is not one of ``OUTCOMES``.
+    """
+    if status not in OUTCOMES:
+        raise ValueError(f"a run closes as one of {', '.join(OUTCOMES)}, not {status!r}")
+    with connect(path) as con:
+        con.execute(
+            "UPDATE runs SET status = ?, finished_at = ?, reason = ?, snapshot_id = ?"
+            " WHERE run_id = ? AND status = 'running'",
+            [status, utc_now(), reason, snapshot_id, run_id],
+        )
 
 
 def fail_run(path: Path, run_id: str, error: str, failures: pd.DataFrame | None = None) -> None:
     """Mark a run ``failed`` with its error and keep its validation failures, in one transaction."""
     with connect(path) as con, transaction(con):
         con.execute(
-            "UPDATE runs SET status = 'failed', finished_at = ?, error = ?"
+            "UPDATE runs SET status = 'failed', finished_at = ?, error = ?, reason = ?"
             " WHERE run_id = ? AND status = 'running'",
-            [utc_now(), error, run_id],
+            [utc_now(), error, error, run_id],
         )
         if failures is not None and len(failures):
             _insert_frame(

@@ -3,9 +3,11 @@
 ``RunLifecycle`` is a context manager. Entering it takes the warehouse's run lock, applies
 pending migrations, marks runs a dead process left ``running`` as failed (and deletes
 their saved models), and inserts this run's ``running`` row. Inside it, a flow does only
-its data steps and ends with exactly one of ``commit`` or ``discard``; leaving it by an
-exception records the run as failed with that exception's one-line message (and its
-validation failures). The lock is released last, whatever happened.
+its data steps and ends with exactly one of ``commit`` or ``unchanged``; leaving it by an
+exception records the run as ``invalid`` (a ``SettingsError``: settings the data make
+impossible) or ``failed`` with that exception's one-line message (and its validation
+failures). Every outcome leaves the run's row, with the reason. The lock is released
+last, whatever happened.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from core.errors import PipelineError, ValidationFailed
+from core.errors import PipelineError, SettingsError, ValidationFailed
 from core.settings import Settings
 from tasks.run.persist import (
-    discard_run,
+    close_run,
     find_unchanged_run,
     migrate_warehouse,
     record_run_failure,
@@ -43,7 +45,7 @@ def failure_message(exc: BaseException) -> str:
 
 
 class RunLifecycle:
-    """Lock, migrate, recover, ``running`` row; then exactly one of fail, discard, commit."""
+    """Lock, migrate, recover, ``running`` row; then one of commit, unchanged, invalid, fail."""
 
     def __init__(
         self,
@@ -60,7 +62,8 @@ class RunLifecycle:
         self.warehouse, self.models_dir, self.run_id = Path(warehouse), Path(models_dir), run_id
         self.kind, self.params, self.flow_run_id = kind, params, flow_run_id
         self.wait_seconds = wait_seconds
-        self.outcome: str | None = None  # "committing", "completed", "discarded" or "failed"
+        # "committing", "completed", "unchanged", "invalid" or "failed"
+        self.outcome: str | None = None
         self._stack = ExitStack()
 
     @classmethod
@@ -109,10 +112,16 @@ class RunLifecycle:
         """The last completed run's id if it used this snapshot and the same parameters."""
         return find_unchanged_run(self.warehouse, snapshot_id, self.params)
 
-    def discard(self) -> None:
-        """Remove this run: it had nothing to do."""
-        self._settle("discarded")
-        discard_run(self.warehouse, self.run_id, self.artifact_dir)
+    def unchanged(self, previous: str, snapshot_id: str) -> str:
+        """Record this run as ``unchanged``: the data and parameters of run ``previous``.
+
+        Returns:
+            The reason, as stored.
+        """
+        self._settle("unchanged")
+        reason = f"data unchanged since run {previous}; nothing to do (use --force to rerun)"
+        close_run(self.warehouse, self.run_id, "unchanged", reason, self.artifact_dir, snapshot_id)
+        return reason
 
     def commit(self, output: object) -> None:
         """Write the run's results and mark it completed, in one transaction."""
@@ -135,8 +144,11 @@ class RunLifecycle:
         unsettled = None
         with self._stack:
             if exc is None and self.outcome is None:
-                exc = unsettled = RuntimeError("the flow ended without committing or discarding")
-            if exc is not None and self.outcome in (None, "committing"):
+                exc = unsettled = RuntimeError("the flow ended without committing or a reason")
+            if isinstance(exc, SettingsError) and self.outcome is None:
+                self.outcome = "invalid"
+                close_run(self.warehouse, self.run_id, "invalid", str(exc), self.artifact_dir)
+            elif exc is not None and self.outcome in (None, "committing"):
                 self.outcome = "failed"
                 failures = exc.failures if isinstance(exc, ValidationFailed) else None
                 record_run_failure(

@@ -52,11 +52,19 @@ def find_unchanged_run(path: Path, snapshot_id: str, params: dict[str, object]) 
     return None
 
 
-@task(name="discard_run", cache_policy=NO_CACHE)
-def discard_run(path: Path, run_id: str, artifact_dir: Path) -> None:
-    """Remove a run that had nothing to do, leaving the warehouse as it was."""
-    store.discard_run(path, run_id)
+@task(name="close_run", cache_policy=NO_CACHE)
+def close_run(
+    path: Path,
+    run_id: str,
+    status: str,
+    reason: str,
+    artifact_dir: Path,
+    snapshot_id: str | None = None,
+) -> None:
+    """Record a run that ends without results (``unchanged``, ``invalid``) and drop its models."""
     shutil.rmtree(artifact_dir, ignore_errors=True)
+    store.close_run(path, run_id, status, reason, snapshot_id)
+    get_run_logger().info("run %s: %s (%s)", run_id, status, reason)
 
 
 @task(name="record_run_failure", cache_policy=NO_CACHE)
@@ -68,8 +76,23 @@ def record_run_failure(
     store.fail_run(path, run_id, error, failures)
 
 
-def model_rows(model: TrainedModel) -> list[dict[str, object]]:
-    """The ``models`` rows of one fit: one per seed (one row with seed NULL for a baseline)."""
+def stored_path(path: Path, root: Path | None) -> str:
+    """``path`` as ``models.artifact_path`` stores it.
+
+    Relative to ``root`` (the warehouse's folder) when it lies inside it, so the folder can
+    move; absolute otherwise.
+    """
+    absolute = path.resolve()
+    if root is not None and absolute.is_relative_to(root.resolve()):
+        return absolute.relative_to(root.resolve()).as_posix()
+    return str(absolute)
+
+
+def model_rows(model: TrainedModel, root: Path | None = None) -> list[dict[str, object]]:
+    """The ``models`` rows of one fit: one per seed (one row with seed NULL for a baseline).
+
+    ``artifact_path`` is relative to ``root`` (the warehouse's folder) where it can be.
+    """
     common = {
         "model": model.name,
         "role": model.role,
@@ -87,7 +110,7 @@ def model_rows(model: TrainedModel) -> list[dict[str, object]]:
             {
                 **common,
                 "seed": seed,
-                "artifact_path": str(path) if path else None,
+                "artifact_path": stored_path(path, root) if path else None,
                 "artifact_sha256": sha,
             }
         )
@@ -108,8 +131,12 @@ def build_output(
     comparisons: pd.DataFrame,
     rolling: RollingResults | None = None,
     revisions: pd.DataFrame | None = None,
+    artifact_root: Path | None = None,
 ) -> store.RunOutput:
-    """Gather a run's results into the frames the warehouse stores."""
+    """Gather a run's results into the frames the warehouse stores.
+
+    ``artifact_root``: the warehouse's folder; saved models are stored relative to it.
+    """
     download, prices = fetched.download, fetched.prices
     extra = {} if revisions is None else {"revisions": revisions}
     if rolling is not None:
@@ -132,7 +159,8 @@ def build_output(
         prices=prices[["month", "close"]],
         passed_over=passed_over_text(fetched),
         models=pd.DataFrame(
-            [row for m in models for row in model_rows(m)], columns=store.TABLE_COLUMNS["models"]
+            [row for m in models for row in model_rows(m, artifact_root)],
+            columns=store.TABLE_COLUMNS["models"],
         ),
         metrics=pd.DataFrame(
             [{"model": e.model, "split": "test", **e.metrics} for e in evaluations]

@@ -310,7 +310,7 @@ def test_warehouse_compat_of_a_missing_file_fails_in_one_line(tmp_path: Path) ->
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_evaluate_from_the_data_cannot_start_from_fails_with_one_line_and_no_run(
+def test_an_evaluate_from_the_data_cannot_start_from_fails_with_one_line_and_an_invalid_run(
     http_server: LocalServer, tmp_path: Path, monkeypatch
 ) -> None:
     """The series starts 1990-01: its first origin with 36 windows is 1993-12."""
@@ -326,8 +326,10 @@ def test_an_evaluate_from_the_data_cannot_start_from_fails_with_one_line_and_no_
         "error: invalid settings: evaluate_from: 1991-06 is outside 1993-12 … 1999-11 (the"
         " first origin needs 36 windows, and a later month to forecast)"
     ]
-    _, runs = query(warehouse, "SELECT * FROM runs")
-    assert runs == []
+    _, runs = query(warehouse, "SELECT status, reason FROM runs")
+    assert runs == [("invalid", errors[0].removeprefix("error: "))]
+    for table in ("snapshots", "metrics", "rolling_predictions"):  # nothing else is written
+        assert query(warehouse, f"SELECT count(*) FROM {table}")[1] == [(0,)]
 
 
 @pytest.mark.parametrize(

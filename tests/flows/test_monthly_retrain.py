@@ -12,6 +12,7 @@ import pytest
 
 from core.settings import KERAS_MODELS, Settings
 from flows.monthly_retrain import monthly_retrain
+from tasks.models.keras_quiet import keras
 from tasks.run.report import data_notes
 from tests.conftest import LocalServer, Route, free_port, synthetic_prices, to_csv_bytes
 from warehouse.store import read_run_report
@@ -88,8 +89,9 @@ def test_synthetic_series_over_http_fills_tables_and_reruns_as_no_op(
         ("forecast", 42),
         ("forecast", 43),
     ]
-    for _, _, path, sha in saved:
-        assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == sha
+    for _, _, path, sha in saved:  # relative to the warehouse's folder
+        assert path.startswith("models/") and not Path(path).is_absolute()
+        assert hashlib.sha256((warehouse.parent / path).read_bytes()).hexdigest() == sha
     months = pd.date_range("2002-07-01", periods=12, freq="MS").strftime("%Y-%m-%d")
     for model in ("naive", "drift", "lstm"):
         path = rows(
@@ -104,13 +106,31 @@ def test_synthetic_series_over_http_fills_tables_and_reruns_as_no_op(
     assert again.is_completed()
     assert again.result().status == "unchanged"
     assert "data unchanged since run" in again.result().message
-    assert counts(warehouse) == first
+    assert counts(warehouse) == {**first, "runs": 2}  # the unchanged run's row, nothing else
+    ((status, reason, snapshot),) = rows(
+        warehouse, "SELECT status, reason, snapshot_id FROM runs WHERE status <> 'completed'"
+    )
+    assert status == "unchanged" and reason == again.result().message
+    assert rows(warehouse, "SELECT count(*) FROM snapshots WHERE snapshot_id = ?", snapshot) == [
+        (1,)
+    ]
 
     forced = monthly_retrain(config.model_copy(update={"force": True}), return_state=True)
     assert forced.is_completed()
     after = counts(warehouse)
-    assert after["runs"] == 2 and after["metrics"] == 6 and after["snapshots"] == 1
+    assert after["runs"] == 3 and after["metrics"] == 6 and after["snapshots"] == 1
     assert after["models"] == 2 * first["models"]
+    # the folder moves, the saved models still load from the warehouse's own folder
+    moved = tmp_path.with_name(tmp_path.name + "-moved")
+    tmp_path.rename(moved)
+    try:
+        stored = rows(moved / warehouse.name, "SELECT artifact_path FROM models")
+        saved_paths = [p for (p,) in stored if p is not None]
+        assert len(saved_paths) == 8  # lstm: 2 seeds x (evaluation, forecast) x 2 runs
+        for path in saved_paths:
+            assert keras.saving.load_model(moved / path).count_params() > 0
+    finally:
+        moved.rename(tmp_path)
 
 
 def test_real_data_over_http_reproduces_lesson_split(
@@ -467,4 +487,5 @@ def test_a_variant_runs_beside_its_base_and_is_tested_against_it(
     ((path,),) = rows(
         warehouse, "SELECT artifact_path FROM models WHERE model = ? AND role = 'forecast'", variant
     )
-    assert Path(path).name == f"{variant}-forecast-seed42.keras" and Path(path).is_file()
+    assert Path(path).name == f"{variant}-forecast-seed42.keras"
+    assert (warehouse.parent / path).is_file()

@@ -156,12 +156,22 @@ def test_failure_rows_are_stored(tmp_path) -> None:
     assert rows == [("r1", "close_positive", "close", "-1", 4)]
 
 
-def test_discard_leaves_nothing(tmp_path) -> None:
+@pytest.mark.parametrize("status", ["unchanged", "invalid"])
+def test_a_run_closes_with_its_outcome_and_reason(tmp_path, status: str) -> None:
     path = tmp_path / "w.duckdb"
     store.migrate(path)
     store.start_run(path, "r1", None, PARAMS)
-    store.discard_run(path, "r1")
-    assert count(path, "runs") == 0
+    store.close_run(path, "r1", status, "why")
+    _, rows = store.query(path, "SELECT status, reason, error FROM runs")
+    assert rows == [(status, "why", None)]
+
+
+def test_a_run_cannot_close_as_anything_else(tmp_path) -> None:
+    path = tmp_path / "w.duckdb"
+    store.migrate(path)
+    store.start_run(path, "r1", None, PARAMS)
+    with pytest.raises(ValueError, match="not 'completed'"):
+        store.close_run(path, "r1", "completed", "why")
 
 
 def test_missing_directory(tmp_path) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.errors import SourceError, ValidationFailed, WarehouseError
+from core.errors import SettingsError, SourceError, ValidationFailed, WarehouseError
 from tasks.run.lifecycle import RunLifecycle
 from warehouse import store
 from warehouse.lock import hold_run_lock
@@ -42,8 +42,8 @@ def test_entering_records_a_running_row_under_the_lock(tmp_path: Path, kind: str
         with pytest.raises(WarehouseError, match=r"busy \(run r1 in progress\)"):
             with hold_run_lock(tmp_path / "w.duckdb", "other"):
                 pass
-        run.discard()
-    assert runs(tmp_path) == []
+        run.unchanged("r0", "sha")
+    assert runs(tmp_path) == [("r1", kind, "unchanged", None)]
     with hold_run_lock(tmp_path / "w.duckdb", "other"):  # released
         pass
 
@@ -53,8 +53,8 @@ def test_a_crashed_run_is_failed_by_the_next_one(tmp_path: Path) -> None:
     store.migrate(tmp_path / "w.duckdb")
     store.start_run(tmp_path / "w.duckdb", "dead", None, {}, kind="backtest")
     with lifecycle(tmp_path) as run:
-        run.discard()
-    ((run_id, kind, status, error),) = runs(tmp_path)
+        run.unchanged("r0", "sha")
+    ((run_id, kind, status, error), _) = sorted(runs(tmp_path))
     assert (run_id, kind, status) == ("dead", "backtest", "failed")
     assert error == "crashed: the process ended before finishing (seen by r1)"
     assert not (tmp_path / "models" / "dead").exists()
@@ -87,16 +87,51 @@ def test_validation_failures_are_kept(tmp_path: Path) -> None:
 
 
 def test_leaving_without_an_outcome_is_a_failure(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="without committing or discarding"), lifecycle(tmp_path):
+    with pytest.raises(RuntimeError, match="without committing or a reason"), lifecycle(tmp_path):
         pass
     assert runs(tmp_path)[0][2] == "failed"
 
 
 def test_only_one_outcome(tmp_path: Path) -> None:
     with lifecycle(tmp_path) as run:
-        run.discard()
-        with pytest.raises(RuntimeError, match="already discarded"):
-            run.discard()
+        run.unchanged("r0", "sha")
+        with pytest.raises(RuntimeError, match="already unchanged"):
+            run.unchanged("r0", "sha")
+
+
+def test_every_outcome_leaves_its_row_with_the_reason(tmp_path: Path) -> None:
+    """Did this month's run happen, and if not why: one query, whatever the outcome."""
+    with lifecycle(tmp_path, "r1") as run:
+        run.artifact_dir.mkdir(parents=True)
+        run.unchanged("r0", "sha")
+    with pytest.raises(SettingsError), lifecycle(tmp_path, "r2") as run:
+        run.artifact_dir.mkdir(parents=True)
+        raise SettingsError("invalid settings: evaluate_from: 1800-01 is outside the data")
+    with pytest.raises(SourceError), lifecycle(tmp_path, "r3"):
+        raise SourceError("HTTP 500 from the source")
+    _, rows = store.query(
+        tmp_path / "w.duckdb",
+        "SELECT run_id, status, snapshot_id, reason, finished_at IS NOT NULL FROM runs"
+        " ORDER BY run_id",
+    )
+    assert rows == [
+        (
+            "r1",
+            "unchanged",
+            "sha",
+            "data unchanged since run r0; nothing to do (use --force to rerun)",
+            True,
+        ),
+        (
+            "r2",
+            "invalid",
+            None,
+            "invalid settings: evaluate_from: 1800-01 is outside the data",
+            True,
+        ),
+        ("r3", "failed", None, "HTTP 500 from the source", True),
+    ]
+    assert not any((tmp_path / "models").iterdir())  # no run kept models it did not commit
 
 
 def test_a_failed_commit_fails_the_run(tmp_path: Path) -> None:
