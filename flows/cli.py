@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer.core
 
 from core.errors import PipelineError
 
@@ -24,8 +25,37 @@ if TYPE_CHECKING:
 
 DEPLOYMENT_NAME = "monthly"
 
+COMMAND_GROUPS = {
+    "Running": ("run", "backtest", "serve"),
+    "Results": ("report", "query"),
+    "Operations": ("notify", "warehouse"),
+}
+
+
+class GroupedCommands(typer.core.TyperGroup):
+    """``sp500 --help`` lists the commands under Running, Results and Operations."""
+
+    def list_commands(self, ctx: Any) -> list[str]:  # click's Context, vendored by Typer
+        """Commands in group order (any other command last)."""
+        grouped = [name for names in COMMAND_GROUPS.values() for name in names]
+        return grouped + [n for n in super().list_commands(ctx) if n not in grouped]
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """One section of commands per group (``formatter``: click's HelpFormatter, vendored)."""
+        for group, names in COMMAND_GROUPS.items():
+            rows = []
+            for name in names:
+                command = self.get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name, command.get_short_help_str(limit=formatter.width - 16)))
+            if rows:
+                with formatter.section(group):
+                    formatter.write_dl(rows)
+
+
 app = typer.Typer(
     name="sp500",
+    cls=GroupedCommands,
     help="Monthly S&P 500 forecasting pipeline: Prefect flow, Keras models, DuckDB warehouse.",
     no_args_is_help=True,
     add_completion=False,
@@ -130,55 +160,151 @@ def _settings(overrides: dict[str, Any]) -> Settings:
         raise _fail(f"invalid settings: {problems}", 2) from None
 
 
-WarehouseOption = Annotated[Path | None, typer.Option(help="DuckDB file (env SP500_WAREHOUSE)")]
+def _help(text: str, env: str | None, default: str | None) -> str:
+    """One help style for every option: what it does, then [env VAR; default: D]."""
+    notes = [f"env {env}" for _ in [env] if env] + [
+        f"default: {default}" if default is not None else "no default"
+    ]
+    return f"{text} [{'; '.join(notes)}]"
+
+
+# Defaults as help shows them; tests/flows/test_cli.py checks each against Settings.
+WarehouseOption = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="PATH",
+        help=_help("DuckDB file", "SP500_WAREHOUSE", "warehouse/sp500.duckdb"),
+    ),
+]
 NotifyUrlOption = Annotated[
     str | None,
     typer.Option(
         "--url",
         metavar="URL",
-        help="http(s) URL the automations POST JSON to (env SP500_NOTIFY_URL)",
+        help=_help("http(s) URL the automations POST JSON to", "SP500_NOTIFY_URL", None),
     ),
 ]
 SourceOption = Annotated[
     list[str] | None,
     typer.Option(
         metavar="URL",
-        help="CSV URL (http, https, file) or path; repeat to try several in order, the first"
-        " that downloads and validates is used; URL#date=COL&value=COL names its columns"
-        " (env SP500_SOURCE, separated by spaces)",
+        help=_help(
+            "CSV URL (http, https, file) or path; repeat to try several in order, the first"
+            " that downloads and validates is used; URL#date=COL&value=COL names its columns",
+            "SP500_SOURCE, separated by spaces",
+            "the datatweets.com CSV",
+        ),
     ),
+]
+ModelsOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="MODELS",
+        help=_help(
+            "comma-separated model names",
+            "SP500_MODELS",
+            "naive,drift,simple_rnn,gru,lstm,conv1d_lstm,mean",
+        ),
+    ),
+]
+EpochsOption = Annotated[
+    int | None,
+    typer.Option(metavar="N", help=_help("training epochs per network", "SP500_EPOCHS", "60")),
+]
+BatchSizeOption = Annotated[
+    int | None,
+    typer.Option(
+        metavar="N",
+        help=_help("samples per training batch (changes results)", "SP500_BATCH_SIZE", "32"),
+    ),
+]
+WindowOption = Annotated[
+    int | None,
+    typer.Option(metavar="N", help=_help("months per input window", "SP500_WINDOW", "12")),
+]
+TestFractionOption = Annotated[
+    float | None,
+    typer.Option(
+        metavar="X",
+        help=_help(
+            "share of samples held out for the lesson's test split", "SP500_TEST_FRACTION", "0.2"
+        ),
+    ),
+]
+SeedOption = Annotated[
+    int | None,
+    typer.Option(metavar="N", help=_help("first random seed for Keras", "SP500_SEED", "42")),
 ]
 # Text, not int: Settings parses it, so `--seeds 0` and `--seeds two` both fail in one line.
 SeedsOption = Annotated[
     str | None,
     typer.Option(
         metavar="N",
-        help="ensemble members per network, seeds seed … seed+N-1 (env SP500_SEEDS, default 5)",
+        help=_help("ensemble members per network, seeds seed … seed+N-1", "SP500_SEEDS", "5"),
     ),
 ]
-
 HorizonOption = Annotated[
     str | None,
     typer.Option(
-        metavar="H",
-        help="forecast months T+1 … T+H, 1 to 24 (env SP500_HORIZON, default 12)",
+        metavar="N",
+        help=_help("forecast months T+1 … T+N, 1 to 24", "SP500_HORIZON", "12"),
     ),
 ]
-
-
 RefitOption = Annotated[
     str | None,
     typer.Option(
         metavar="N",
-        help="rolling evaluation: refit every N months (env SP500_REFIT_EVERY, default 12)",
+        help=_help("rolling evaluation: refit every N months", "SP500_REFIT_EVERY", "12"),
     ),
 ]
 EvaluateFromOption = Annotated[
     str | None,
     typer.Option(
         metavar="YYYY-MM",
-        help="rolling evaluation: first forecast month (env SP500_EVALUATE_FROM, default"
-        " 1975-01 or the first month with enough windows)",
+        help=_help(
+            "rolling evaluation: first forecast month",
+            "SP500_EVALUATE_FROM",
+            "1975-01, or the first month with enough windows",
+        ),
+    ),
+]
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        show_default=False,
+        help=_help("retrain even if data and parameters are unchanged", "SP500_FORCE", "off"),
+    ),
+]
+DateColumnOption = Annotated[
+    str | None,
+    typer.Option(metavar="COL", help=_help("name of the date column", "SP500_DATE_COLUMN", "date")),
+]
+ValueColumnOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="COL", help=_help("name of the price column", "SP500_VALUE_COLUMN", "close")
+    ),
+]
+WaitOption = Annotated[
+    float | None,
+    typer.Option(
+        metavar="SECONDS",
+        help=_help(
+            "wait this long for another run on the same warehouse", "SP500_WAIT_SECONDS", "0"
+        ),
+    ),
+]
+EnvNotifyOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="URL",
+        help=_help(
+            "first put the notification automations on the server, posting to URL (as"
+            " sp500 notify)",
+            "SP500_NOTIFY_URL",
+            None,
+        ),
     ),
 ]
 
@@ -198,6 +324,60 @@ class Runner(StrEnum):
     dask = "dask"
 
 
+ScalingOption = Annotated[
+    Scaling | None,
+    typer.Option(
+        metavar="window|minmax",
+        help=_help(
+            "window: log ratios to the window's last close; minmax: the lesson's",
+            "SP500_SCALING",
+            "window",
+        ),
+    ),
+]
+
+
+def _run_overrides(
+    source: list[str] | None,
+    warehouse: Path | None,
+    models: str | None,
+    epochs: int | None,
+    batch_size: int | None,
+    window: int | None,
+    test_fraction: float | None,
+    scaling: Scaling | None,
+    seed: int | None,
+    seeds: str | None,
+    horizon: str | None,
+    refit_every: str | None,
+    evaluate_from: str | None,
+    force: bool,
+    date_column: str | None,
+    value_column: str | None,
+    wait_seconds: float | None,
+) -> dict[str, Any]:
+    """The settings ``sp500 run``'s options set (None: env or default), for run and serve."""
+    return {
+        "source": tuple(source) if source else None,
+        "warehouse": warehouse,
+        "models": models,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "window": window,
+        "test_fraction": test_fraction,
+        "scaling": scaling.value if scaling else None,
+        "seed": seed,
+        "seeds": seeds,
+        "horizon": horizon,
+        "refit_every": refit_every,
+        "evaluate_from": evaluate_from,
+        "force": force or None,
+        "date_column": date_column,
+        "value_column": value_column,
+        "wait_seconds": wait_seconds,
+    }
+
+
 class OutputFormat(StrEnum):
     """Choices for ``sp500 query --format``."""
 
@@ -210,52 +390,43 @@ class OutputFormat(StrEnum):
 def run(
     source: SourceOption = None,
     warehouse: WarehouseOption = None,
-    models: Annotated[
-        str | None, typer.Option(help="comma-separated model names (default: all seven)")
-    ] = None,
-    epochs: Annotated[int | None, typer.Option(help="training epochs per Keras model")] = None,
-    window: Annotated[int | None, typer.Option(help="months per input window")] = None,
-    test_fraction: Annotated[
-        float | None, typer.Option(help="share of samples held out for testing")
-    ] = None,
-    scaling: Annotated[
-        Scaling | None, typer.Option(help="window: log ratios (default); minmax: the lesson's")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="random seed for Keras")] = None,
+    models: ModelsOption = None,
+    epochs: EpochsOption = None,
+    batch_size: BatchSizeOption = None,
+    window: WindowOption = None,
+    test_fraction: TestFractionOption = None,
+    scaling: ScalingOption = None,
+    seed: SeedOption = None,
     seeds: SeedsOption = None,
     horizon: HorizonOption = None,
     refit_every: RefitOption = None,
     evaluate_from: EvaluateFromOption = None,
-    force: Annotated[
-        bool, typer.Option(help="retrain even if data and parameters are unchanged")
-    ] = False,
-    date_column: Annotated[str | None, typer.Option(help="name of the date column")] = None,
-    value_column: Annotated[str | None, typer.Option(help="name of the price column")] = None,
-    wait_seconds: Annotated[
-        float | None,
-        typer.Option(help="wait this long for another run on the same warehouse (default 0)"),
-    ] = None,
+    force: ForceOption = False,
+    date_column: DateColumnOption = None,
+    value_column: ValueColumnOption = None,
+    wait_seconds: WaitOption = None,
 ) -> None:
     """Run the monthly-retrain flow once: download, validate, train, evaluate, store."""
     settings = _settings(
-        {
-            "source": tuple(source) if source else None,
-            "warehouse": warehouse,
-            "models": models,
-            "epochs": epochs,
-            "window": window,
-            "test_fraction": test_fraction,
-            "scaling": scaling.value if scaling else None,
-            "seed": seed,
-            "seeds": seeds,
-            "horizon": horizon,
-            "refit_every": refit_every,
-            "evaluate_from": evaluate_from,
-            "force": force or None,
-            "date_column": date_column,
-            "value_column": value_column,
-            "wait_seconds": wait_seconds,
-        }
+        _run_overrides(
+            source,
+            warehouse,
+            models,
+            epochs,
+            batch_size,
+            window,
+            test_fraction,
+            scaling,
+            seed,
+            seeds,
+            horizon,
+            refit_every,
+            evaluate_from,
+            force,
+            date_column,
+            value_column,
+            wait_seconds,
+        )
     )
     from warehouse.store import check_writable  # noqa: PLC0415 (keep `sp500 query` light)
 
@@ -333,38 +504,59 @@ def check_dask_scheduler(address: str, timeout: float) -> int:
 @app.command()
 def backtest(
     origins: Annotated[
-        int | None, typer.Option(help="how many past months to forecast (default 60)")
+        int | None,
+        typer.Option(
+            metavar="N", help=_help("how many past months to forecast", "SP500_ORIGINS", "60")
+        ),
     ] = None,
     chunk_size: Annotated[
         int | None,
         typer.Option(
-            help="origins of one network trained together as one stacked fit, one task run"
-            " (default 60)"
+            metavar="N",
+            help=_help(
+                "origins of one network trained together as one stacked fit, one task run",
+                "SP500_CHUNK_SIZE",
+                "60",
+            ),
         ),
     ] = None,
-    models: Annotated[
-        str | None, typer.Option(help="comma-separated model names (default: all seven)")
-    ] = None,
+    models: ModelsOption = None,
     task_runner: Annotated[
-        Runner | None, typer.Option(help="where the fits run: process (default), thread, dask")
+        Runner | None,
+        typer.Option(
+            metavar="thread|process|dask",
+            help=_help("where the fits run", "SP500_TASK_RUNNER", "process"),
+        ),
     ] = None,
     dask_address: Annotated[
         str | None,
-        typer.Option(help="scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786"),
+        typer.Option(
+            metavar="URL",
+            help=_help(
+                "scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786",
+                "SP500_DASK_ADDRESS",
+                None,
+            ),
+        ),
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option(help="parallel fits for thread/process/local dask (default: cores)"),
+        typer.Option(
+            metavar="N",
+            help=_help("parallel fits for thread/process/local dask", "SP500_WORKERS", "the cores"),
+        ),
     ] = None,
     source: SourceOption = None,
     warehouse: WarehouseOption = None,
-    epochs: Annotated[int | None, typer.Option(help="epochs of a from-scratch fit")] = None,
-    window: Annotated[int | None, typer.Option(help="months per input window")] = None,
-    scaling: Annotated[
-        Scaling | None, typer.Option(help="window: log ratios (default); minmax: the lesson's")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="random seed for Keras")] = None,
+    epochs: EpochsOption = None,
+    batch_size: BatchSizeOption = None,
+    window: WindowOption = None,
+    scaling: ScalingOption = None,
+    seed: SeedOption = None,
     seeds: SeedsOption = None,
+    date_column: DateColumnOption = None,
+    value_column: ValueColumnOption = None,
+    wait_seconds: WaitOption = None,
 ) -> None:
     """Backtest monthly retraining: at each of the last N months, fit on the data before it."""
     settings = _settings(
@@ -378,10 +570,14 @@ def backtest(
             "source": tuple(source) if source else None,
             "warehouse": warehouse,
             "epochs": epochs,
+            "batch_size": batch_size,
             "window": window,
             "scaling": scaling.value if scaling else None,
             "seed": seed,
             "seeds": seeds,
+            "date_column": date_column,
+            "value_column": value_column,
+            "wait_seconds": wait_seconds,
         }
     )
     if settings.dask_address and settings.task_runner != "dask":
@@ -448,9 +644,18 @@ def _format_table(columns: list[str], rows: list[tuple[object, ...]]) -> str:
 
 @app.command()
 def query(
-    sql: Annotated[str, typer.Argument(help="one SQL statement, e.g. 'SELECT * FROM leaderboard'")],
+    sql: Annotated[
+        str,
+        typer.Argument(metavar="SQL", help="one SQL statement, e.g. 'SELECT * FROM leaderboard'"),
+    ],
     output_format: Annotated[
-        OutputFormat, typer.Option("--format", help="table, csv or json")
+        OutputFormat,
+        typer.Option(
+            "--format",
+            metavar="table|csv|json",
+            show_default=False,
+            help=_help("output", None, "table"),
+        ),
     ] = OutputFormat.table,
     warehouse: WarehouseOption = None,
 ) -> None:
@@ -491,35 +696,66 @@ def _absolute_source(source: str) -> str:
 
 @app.command()
 def serve(
-    cron: Annotated[str, typer.Option(help="cron schedule of the deployment")] = "0 6 2 * *",
-    timezone: Annotated[str, typer.Option(help="time zone of the cron schedule")] = "UTC",
+    cron: Annotated[
+        str,
+        typer.Option(
+            metavar="CRON", help=_help("cron schedule of the deployment", None, "0 6 2 * *")
+        ),
+    ] = "0 6 2 * *",
+    timezone: Annotated[
+        str,
+        typer.Option(
+            metavar="TZ",
+            show_default=False,
+            help=_help("time zone of the cron schedule", None, "UTC"),
+        ),
+    ] = "UTC",
+    notify_url: EnvNotifyOption = None,
+    source: SourceOption = None,
+    warehouse: WarehouseOption = None,
+    models: ModelsOption = None,
+    epochs: EpochsOption = None,
+    batch_size: BatchSizeOption = None,
+    window: WindowOption = None,
+    test_fraction: TestFractionOption = None,
+    scaling: ScalingOption = None,
+    seed: SeedOption = None,
     seeds: SeedsOption = None,
     horizon: HorizonOption = None,
     refit_every: RefitOption = None,
     evaluate_from: EvaluateFromOption = None,
-    notify_url: Annotated[
-        str | None,
-        typer.Option(
-            metavar="URL",
-            help="first put the notification automations on the server, posting to URL"
-            " (as sp500 notify; env SP500_NOTIFY_URL)",
-        ),
-    ] = None,
+    force: ForceOption = False,
+    date_column: DateColumnOption = None,
+    value_column: ValueColumnOption = None,
+    wait_seconds: WaitOption = None,
 ) -> None:
     """Register deployment monthly-retrain/monthly on a cron schedule and serve its runs.
 
-    Scheduled runs use the same settings as `sp500 run` (SP500_* env, defaults). With
-    --notify-url, first puts the notification automations on the server (as `sp500 notify`).
+    Takes every option of `sp500 run`; they (with SP500_* env and defaults) become the
+    deployment's parameters, so every scheduled run uses them. With --notify-url, first puts
+    the notification automations on the server (as `sp500 notify`). Invalid options fail
+    before anything is registered.
     """
-    settings = _settings(
-        {
-            "seeds": seeds,
-            "horizon": horizon,
-            "refit_every": refit_every,
-            "evaluate_from": evaluate_from,
-            "notify_url": notify_url,
-        }
+    overrides = _run_overrides(
+        source,
+        warehouse,
+        models,
+        epochs,
+        batch_size,
+        window,
+        test_fraction,
+        scaling,
+        seed,
+        seeds,
+        horizon,
+        refit_every,
+        evaluate_from,
+        force,
+        date_column,
+        value_column,
+        wait_seconds,
     )
+    settings = _settings({**overrides, "notify_url": notify_url})
     if not os.environ.get("PREFECT_API_URL"):
         raise _fail(SERVER_HELP)
     settings = settings.model_copy(
@@ -580,7 +816,12 @@ def _install_notifications(url: str) -> None:
 def notify(
     url: NotifyUrlOption = None,
     test: Annotated[
-        bool, typer.Option("--test", help="send one test message through the automations")
+        bool,
+        typer.Option(
+            "--test",
+            show_default=False,
+            help=_help("send one test message through the automations", None, "off"),
+        ),
     ] = False,
 ) -> None:
     """Put automations on the Prefect server that POST JSON to URL when a run needs you.
@@ -609,14 +850,21 @@ def notify(
 @app.command()
 def report(
     run_id: Annotated[
-        str | None, typer.Option("--run", help="run id (default: latest completed run)")
+        str | None,
+        typer.Option(
+            "--run", metavar="RUN_ID", help=_help("run id", None, "the latest completed run")
+        ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="directory for the PNG (default: warehouse/reports)")
+        Path | None,
+        typer.Option(
+            metavar="PATH",
+            help=_help("directory for the PNGs", None, "reports/ beside the warehouse file"),
+        ),
     ] = None,
     warehouse: WarehouseOption = None,
 ) -> None:
-    """Print the leaderboard, forecasts and scorecard; write the forecast report PNG."""
+    """Print the verdict per horizon, forecasts and scorecard; write the report PNGs."""
     from tasks.run.report import (  # noqa: PLC0415
         champion_reason,
         coverage_by_decade,

@@ -358,3 +358,74 @@ def test_a_bad_notify_url_fails_with_one_line_and_writes_nothing(
     (line,) = [x for x in result.stderr.splitlines() if x.strip()]
     assert line.startswith("error: ") and message in line
     assert list(tmp_path.iterdir()) == []
+
+
+NO_SETTING = {"cron", "timezone", "notify_url"}  # options that are not run settings
+SPOKEN = {  # defaults help states in words
+    "source": lambda d: "datatweets.com" in d[0],
+    "evaluate_from": lambda d: d is None,
+    "workers": lambda d: True,  # the machine's cores
+    "dask_address": lambda d: d is None,
+}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("command", ["run", "backtest", "serve"])
+def test_every_option_shows_its_default_and_env_variable(command: str) -> None:
+    """Help states each option's default (or that it has none) and the SP500_ variable."""
+    from typer.main import get_command
+
+    from core.settings import Settings
+
+    options = [p for p in get_command(app).commands[command].params if p.name != "help"]
+    assert options
+    for option in options:
+        text = " ".join(option.help.split())
+        assert text.endswith("]") and ("default: " in text or "no default" in text), text
+        assert option.metavar is None or option.metavar == option.metavar.strip(), option.name
+        if option.name in NO_SETTING:
+            continue
+        assert f"env SP500_{option.name.upper()}" in text, text
+        field = Settings.model_fields[option.name]
+        default = field.get_default(call_default_factory=True)
+        shown = text.rsplit("default: ", 1)[-1].rstrip("]") if "default: " in text else None
+        if option.name in SPOKEN:
+            assert SPOKEN[option.name](default), option.name
+        elif isinstance(default, bool):
+            assert shown == ("on" if default else "off"), option.name
+        elif isinstance(default, tuple):
+            assert shown == ",".join(default), option.name
+        elif isinstance(default, float):
+            assert shown is not None and float(shown) == default, option.name
+        else:
+            assert shown == str(default), (option.name, shown, default)
+
+
+@pytest.mark.unit
+def test_serve_takes_every_option_run_takes() -> None:
+    from typer.main import get_command
+
+    commands = get_command(app).commands
+    run_options = {p.name for p in commands["run"].params}
+    assert run_options <= {p.name for p in commands["serve"].params}
+    backtest_options = {p.name for p in commands["backtest"].params}
+    assert {"date_column", "value_column", "wait_seconds", "batch_size"} <= backtest_options
+
+
+@pytest.mark.unit
+def test_serve_with_an_invalid_run_option_fails_before_registering(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # nothing listens there
+    result = CliRunner().invoke(app, ["serve", "--epochs", "0"])
+    assert result.exit_code == 2
+    (line,) = [x for x in result.stderr.splitlines() if x.strip()]
+    assert line.startswith("error: invalid settings: epochs:")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.unit
+def test_commands_are_grouped_in_the_help() -> None:
+    text = CliRunner().invoke(app, ["--help"]).stdout
+    sections = [line for line in text.splitlines() if line.endswith(":") and not line[0].isspace()]
+    assert sections == ["Options:", "Running:", "Results:", "Operations:"]
+    assert text.index("  run ") < text.index("  serve ") < text.index("  report ")

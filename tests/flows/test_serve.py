@@ -131,7 +131,10 @@ def test_serve_schedules_and_runs_with_artifacts(
     warehouse = tmp_path / "w.duckdb"
     env = {**prefect_server, "SP500_SOURCE": url, "SP500_WAREHOUSE": str(warehouse)}
     serving = subprocess.Popen(
-        [str(SP500), "serve", "--cron", "0 6 2 * *", "--timezone", "UTC", "--seeds", "2"],
+        [
+            *(str(SP500), "serve", "--cron", "0 6 2 * *", "--timezone", "UTC", "--seeds", "2"),
+            *("--epochs", "3", "--batch-size", "16", "--models", "naive,drift"),
+        ],
         env=env,
         cwd=tmp_path,
         stdout=(tmp_path / "serve.log").open("w"),
@@ -173,7 +176,9 @@ def test_serve_schedules_and_runs_with_artifacts(
     schedules = [s.schedule for s in deployment.schedules]
     assert [(s.cron, s.timezone) for s in schedules] == [("0 6 2 * *", "UTC")], log
     assert set(deployment.tags) == {"sp500", "scaling:window"}
-    assert deployment.parameters["settings"]["seeds"] == 2  # --seeds reaches scheduled runs
+    stored = deployment.parameters["settings"]  # every run option reaches scheduled runs
+    assert (stored["seeds"], stored["epochs"], stored["batch_size"]) == (2, 3, 16)
+    assert stored["models"] == ["naive", "drift"]
     assert run.state.is_completed(), (run.state, log[-3000:])
     assert run.name == "retrain-2000-10"
     assert set(run.tags) >= {"sp500", "scaling:window"}
