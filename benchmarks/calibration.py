@@ -9,7 +9,8 @@ needs no network) and bands every model under each variant:
 - ``conformal``, ``bounded ACI``, ``quantile tracking``: one calibrator each, with the
   stand-in history (naive's errors before the first rolling month);
 - ``choice`` (the run's): the online choice among conformal, two trackers and bounded ACI
-  by past interval score, with and without the stand-in, and without the past-moves guard.
+  by past pinball loss, with naive's earlier errors as the stand-in (the run's), with
+  drift's, without a stand-in, and without the past-moves guard.
 
 Every variant except ``before`` is made monotone in h and (but one) kept within the index's
 own moves, as the run does. Scores are over the months ``before`` bands (its warm-up leaves
@@ -99,6 +100,7 @@ VARIANTS: dict[str, tuple[Callable[[], Calibrator], dict[str, bool]]] = {
     "bounded ACI 0.005, stand-in": (lambda: BoundedACI(0.005), {}),
     "quantile tracking 0.1, stand-in": (lambda: QuantileTracker(0.1), {}),
     RUNS: (default_calibrator, {}),
+    "choice, drift's errors as the stand-in": (default_calibrator, {"stand_in_baseline": "drift"}),
     "choice, no stand-in": (default_calibrator, {"stand_in": False}),
     "choice, no past-moves guard": (default_calibrator, {"guard": False}),
 }

@@ -17,13 +17,20 @@ PACKAGES = ("tensorflow-cpu", "tensorflow", "keras", "prefect", "duckdb", "numpy
 
 
 def git_commit() -> str:
-    """The checkout's commit, with ``+dirty`` when tracked files differ from it."""
+    """The checkout's commit, with ``+dirty`` when tracked files differ from it.
+
+    The results files themselves do not count: ``make bench`` rewrites them script by
+    script, and a later script still runs the commit's code.
+    """
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            [
+                *("git", "status", "--porcelain", "--untracked-files=no", "--", "."),
+                ":(exclude)benchmarks/results",
+            ],
             cwd=ROOT,
             capture_output=True,
             text=True,

@@ -200,6 +200,44 @@ def main() -> None:
     render({**where_ran(), "seeds_from": args.seeds_from}, runs)
 
 
+README_TITLE = "README table (the first seed; README.md copies it to the digit):"
+
+
+def readme_table(run: dict[str, object]) -> list[str]:
+    """Every model at h = 1 and 12 and where it is champion: the table README.md shows."""
+    metrics = {(m["model"], m["horizon"]): m for m in run["metrics"]}  # type: ignore[attr-defined]
+    champion_at: dict[str, list[int]] = {}
+    for c in run["champions"]:  # type: ignore[attr-defined]
+        champion_at.setdefault(c["model"], []).append(int(c["horizon"]))
+    models = sorted({m for m, _ in metrics}, key=lambda m: metrics[(m, 12)]["rmse"])
+    lines = [
+        README_TITLE,
+        "",
+        "| model | RMSE h = 1 | RMSE h = 12 | 95 % band covers, h = 12 (90 % interval)"
+        " | interval score 95 %, h = 12 | champion at h |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for model in models:
+        one, twelve = metrics[(model, 1)], metrics[(model, 12)]
+        hs = sorted(champion_at.get(model, []))
+        where = (
+            "-"
+            if not hs
+            else (
+                f"{hs[0]}-{hs[-1]}"
+                if hs == list(range(hs[0], hs[-1] + 1))
+                else ", ".join(map(str, hs))
+            )
+        )
+        lines.append(
+            f"| {model} | {one['rmse']:.1f} | {twelve['rmse']:.1f} |"
+            f" {twelve['coverage_95'] * 100:.1f} % ({twelve['coverage_95_low'] * 100:.1f}"
+            f"-{twelve['coverage_95_high'] * 100:.1f}) | {twelve['interval_score_95']:,.0f} |"
+            f" {where} |"
+        )
+    return lines
+
+
 def render(meta: dict[str, object], runs: dict[int, dict[str, object]]) -> None:
     """Write rolling.json and rolling.md: the first seed's table, every seed's checks."""
     seeds = list(runs)
@@ -228,6 +266,7 @@ def render(meta: dict[str, object], runs: dict[int, dict[str, object]]) -> None:
                 f" {r['interval_score_80']:.1f} | {r['interval_score_95']:.1f} |"
                 f" {r['width_95']:.3f} |"
             )
+    lines += ["", *readme_table(first)]
     lines += [
         "",
         "Champion per horizon (the model with the fewest parameters among those not"

@@ -255,16 +255,35 @@ def _month_number(months: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     return (stamps.year * 12 + stamps.month - 1).to_numpy(dtype=np.int64)
 
 
-def stand_in_errors(windows: Windows, horizon: int, before: pd.Timestamp) -> np.ndarray:
-    """Naive's h-step log errors whose target month is ≤ ``before``: the bands' stand-in.
+STAND_INS = ("naive", "drift")
 
-    The window ending at month t forecasts, by naive, its last close for t + h: its error
-    is the index's h-month log move ``log(close[t + h] / close[t])``.
+
+def stand_in_errors(
+    windows: Windows, horizon: int, before: pd.Timestamp, baseline: str = "naive"
+) -> np.ndarray:
+    """A baseline's h-step log errors whose target month is ≤ ``before``: the bands' stand-in.
+
+    From the window ending at month t, naive forecasts its last close for t + h, so its
+    error is the index's h-month log move ``log(close[t + h] / close[t])``; drift
+    forecasts ``close[t] * exp(h * mu_t)``, mu_t the mean monthly log return of every close
+    up to t, so its error is that move less ``h * mu_t``.
+
+    Raises:
+        ValueError: ``baseline`` is not one of ``STAND_INS``.
     """
+    if baseline not in STAND_INS:
+        raise ValueError(f"a stand-in comes from {' or '.join(STAND_INS)}, not {baseline!r}")
     targets = np.arange(horizon - 1, len(windows))
     starts = targets - (horizon - 1)
     known = windows.months[targets] <= before
-    return np.log(windows.y[targets[known]] / windows.last[starts[known]])
+    moves = np.log(windows.y[targets[known]] / windows.last[starts[known]])
+    if baseline == "naive":
+        return moves
+    width = windows.X.shape[1]
+    logs = np.log(np.concatenate([windows.X[0], windows.y]))
+    at = starts[known] + width - 1  # index of the close at t
+    mean_return = (logs[at] - logs[0]) / np.maximum(at, 1)
+    return moves - horizon * mean_return
 
 
 def past_moves(windows: Windows) -> PastMoves:
@@ -295,13 +314,16 @@ def calibrate_rolling(
     stand_in: bool = True,
     monotone: bool = True,
     guard: bool = True,
+    stand_in_baseline: str = "naive",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Add online bands to one model's rolling forecasts; also the bands after the last month.
 
     Every horizon is banded at every forecast month (and at the last month, for the live
-    forecast) from its stand-in and the errors arrived by then, made monotone in h and kept
-    within the index's own moves (``tasks.evaluation.calibrate``). ``stand_in``,
-    ``monotone`` and ``guard`` switch those steps off for ``benchmarks/calibration.py``.
+    forecast) from its stand-in (naive's earlier errors) and the errors arrived by then,
+    made monotone in h and kept within the index's own moves
+    (``tasks.evaluation.calibrate``). ``stand_in``, ``monotone`` and ``guard`` switch those
+    steps off, and ``stand_in_baseline`` names another stand-in, for
+    ``benchmarks/calibration.py``.
 
     Returns:
         The forecasts with ``lower_80 … upper_95`` (prices; NaN during the warm-up), and the
@@ -319,7 +341,9 @@ def calibrate_rolling(
         at_h = (out["horizon"] == h).to_numpy()
         errors = np.log(out.loc[at_h, "actual"].to_numpy() / out.loc[at_h, "point"].to_numpy())
         errors_by_h[h] = (made[at_h], errors)
-        history_by_h[h] = stand_in_errors(windows, h, first) if stand_in else None
+        history_by_h[h] = (
+            stand_in_errors(windows, h, first, stand_in_baseline) if stand_in else None
+        )
     banded = band_every_horizon(
         errors_by_h, query, history_by_h, make_calibrator, monotone=monotone
     )

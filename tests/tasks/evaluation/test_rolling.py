@@ -15,6 +15,7 @@ from tasks.evaluation.rolling import (
     rolling_comparisons,
     rolling_forecasts,
     rolling_metrics,
+    stand_in_errors,
 )
 from tests.conftest import synthetic_prices
 
@@ -182,3 +183,21 @@ def test_metrics_coverage_and_champions_per_horizon() -> None:
     assert (metrics["coverage_95_low"] <= metrics["coverage_95"]).all()
     assert (metrics["coverage_95"] <= metrics["coverage_95_high"]).all()
     assert (metrics["coverage_80_low"] <= metrics["coverage_80_high"]).all()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("horizon", [1, 5])
+def test_the_stand_in_is_a_baselines_errors_before_the_first_month(horizon: int) -> None:
+    """A steady 1 % a month: naive misses by h %, drift (mean return so far) by nothing."""
+    months = pd.date_range("1990-01-01", periods=80, freq="MS")
+    close = 100 * np.exp(0.01 * np.arange(80))
+    windows = make_windows(close, months, 12)
+    before = pd.Timestamp("1993-01-01")
+    naive = stand_in_errors(windows, horizon, before, "naive")
+    drift = stand_in_errors(windows, horizon, before, "drift")
+    expected = int(np.searchsorted(windows.months, before, side="right")) - horizon + 1
+    assert len(naive) == len(drift) == expected  # only targets up to `before`
+    np.testing.assert_allclose(naive, 0.01 * horizon)
+    np.testing.assert_allclose(drift, 0.0, atol=1e-12)
+    with pytest.raises(ValueError, match="naive or drift"):
+        stand_in_errors(windows, horizon, before, "arima")
