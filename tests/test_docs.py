@@ -59,3 +59,12 @@ def test_the_slug_follows_github() -> None:
     assert slug("Notifications: when the monthly run needs you") == (
         "notifications-when-the-monthly-run-needs-you"
     )
+
+
+def test_the_readme_table_is_the_results_file_s_to_the_digit() -> None:
+    readme = (ROOT / "README.md").read_text()
+    results = (ROOT / "benchmarks" / "results" / "rolling.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("|")]
+    assert rows, "README.md has no results table"
+    start = results.index(rows[0])
+    assert results[start:].splitlines()[: len(rows)] == rows
