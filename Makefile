@@ -57,19 +57,16 @@ test: lint
 	bash tests/setup_browser.sh
 	$(BIN)/python -m pytest -n auto --dist worksteal $(PYTEST_ARGS)
 
+# In the order their inputs need. Left out: the stale accuracy, speed, tuning, ensembles,
+# variants and horizons scripts (docs/benchmarks.md says which results are whose).
 bench: install
 	$(SYNC) --extra dev --extra bench
-	$(BIN)/python benchmarks/accuracy.py
-	$(BIN)/python benchmarks/speed.py
-	$(BIN)/python benchmarks/tuning.py
-	$(BIN)/python benchmarks/stacking.py
-	$(BIN)/python benchmarks/ensembles.py
-	$(BIN)/python benchmarks/variants.py
-	$(BIN)/python benchmarks/horizons.py
-	$(BIN)/python benchmarks/backtest.py --seeds 42
-	$(BIN)/python benchmarks/early_member.py
 	$(BIN)/python benchmarks/rolling.py --seeds-from 42 47 --keep benchmarks/runs
+	$(BIN)/python benchmarks/calibration.py --warehouse benchmarks/runs/seed42.duckdb benchmarks/runs/seed47.duckdb
 	$(BIN)/python benchmarks/peers.py --warehouse benchmarks/runs/seed42.duckdb
+	$(BIN)/python benchmarks/early_member.py
+	$(BIN)/python benchmarks/stacking.py
+	$(BIN)/python benchmarks/backtest.py --seeds 42
 	$(BIN)/python benchmarks/startup.py --pip
 
 clean:
