@@ -67,21 +67,27 @@ def champion_reason(row: pd.Series | dict[str, Any]) -> str:
     """One sentence: why a horizon's champion is the champion (``rolling_champions`` row)."""
     model, horizon, rmse = row["model"], int(row["horizon"]), float(row["rmse"])
     best = row.get("best_model")
-    naive = significance(row.get("dm_pvalue"))
+    pvalue_naive = row.get("dm_pvalue")
+    if model == "naive":
+        naive = ""
+    elif _known(pvalue_naive):
+        naive = f"; it {significance(pvalue_naive)}"
+    else:
+        naive = "; it has no Diebold-Mariano test against naive"
     if not _known(best):  # a run made before the lesson's rule
-        return f"{model} had the lowest rolling RMSE at h = {horizon} ({rmse:.1f}); it {naive}."
+        return f"{model} had the lowest rolling RMSE at h = {horizon} ({rmse:.1f}){naive}."
     kept = str(row.get("kept") or model).split(",")
     if model == best:
         return (
-            f"At h = {horizon}, {model} has the lowest rolling RMSE ({rmse:.1f}) and every"
-            f" cheaper model is significantly worse (one-sided Diebold-Mariano, 10 %); it {naive}."
+            f"At h = {horizon}, {model} has the lowest rolling RMSE ({rmse:.1f}) and no cheaper"
+            f" model comes within reach of it (one-sided Diebold-Mariano, 10 %){naive}."
         )
     pvalue = row.get("dm_pvalue_vs_best")
     shown = "no test" if pvalue is None or not _known(pvalue) else f"p = {float(pvalue):.2f}"
     return (
         f"At h = {horizon}, {model} (rolling RMSE {rmse:.1f}) is the cheapest of the models not"
         f" significantly worse than the best, {best} (one-sided Diebold-Mariano, {shown});"
-        f" kept: {', '.join(kept)}; it {naive}."
+        f" kept: {', '.join(kept)}{naive}."
     )
 
 

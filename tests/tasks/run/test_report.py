@@ -65,19 +65,28 @@ def verdict(model: str, best: object, pvalue: float, h: int = 1, naive_p: float 
         ),
         (
             verdict("gru", "gru", float("nan"), naive_p=0.012),
-            "At h = 1, gru has the lowest rolling RMSE (70.9) and every cheaper model is"
-            " significantly worse (one-sided Diebold-Mariano, 10 %); it beats naive"
-            " significantly at 5 % (Diebold-Mariano p = 0.012).",
+            "At h = 1, gru has the lowest rolling RMSE (70.9) and no cheaper model comes within"
+            " reach of it (one-sided Diebold-Mariano, 10 %); it beats naive significantly at"
+            " 5 % (Diebold-Mariano p = 0.012).",
         ),
         (
             verdict("gru", None, float("nan"), naive_p=float("nan")),
-            "gru had the lowest rolling RMSE at h = 1 (70.9); it no Diebold-Mariano test",
+            "gru had the lowest rolling RMSE at h = 1 (70.9); it has no Diebold-Mariano test"
+            " against naive.",
         ),
     ],
     ids=["cheapest-kept", "best-alone", "before-the-rule"],
 )
 def test_champion_reason_says_why_in_one_sentence(row, words: str) -> None:
     assert words in champion_reason(row)
+
+
+def test_naive_as_champion_is_not_tested_against_itself() -> None:
+    text = champion_reason(verdict("naive", "naive", float("nan"), naive_p=float("nan")))
+    assert text == (
+        "At h = 1, naive has the lowest rolling RMSE (70.9) and no cheaper model comes within"
+        " reach of it (one-sided Diebold-Mariano, 10 %)."
+    )
 
 
 def test_the_headline_champion_is_the_first_horizons() -> None:
