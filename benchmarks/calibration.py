@@ -57,19 +57,18 @@ SHOWN = (1, 3, 6, 12)
 NOMINAL = {"coverage_80": 0.80, "coverage_95": 0.95, "below_95": 0.025, "above_95": 0.025}
 
 
-class ContinuedACI(Calibrator):
+class ContinuedACI(BoundedACI):
     """The bands before this benchmark's change: ACI whose level may leave the sample.
 
-    A level beyond the sample continues the empirical quantile function past the extreme
-    error at the slope between the extreme and the nominal order statistic.
+    The same updates as ``BoundedACI``, without its bounds: a level beyond the sample
+    continues the empirical quantile function past the extreme error at the slope between
+    the extreme and the nominal order statistic.
     """
-
-    name = "before: ACI gamma 0.01, tails continued"
 
     def __init__(self, gamma: float = 0.01) -> None:
         """ACI with step ``gamma``."""
-        self.gamma = gamma
-        self.rates = {lv: [side_miss_rate(lv), side_miss_rate(lv)] for lv in LEVELS}
+        super().__init__(gamma)
+        self.name = "before: ACI gamma 0.01, tails continued"
 
     def bounds(self, pool: ErrorPool) -> Bounds:  # noqa: D102
         ordered, n = pool.sorted, len(pool)
@@ -84,12 +83,6 @@ class ContinuedACI(Calibrator):
                 high += (high_rank - n) * (ordered[-1] - ordered[n - k]) / (k - 1)
             out[level] = (low, high)
         return out
-
-    def update(self, error: float, issued: Bounds, pool: ErrorPool) -> None:  # noqa: D102
-        for level, (low, high) in issued.items():
-            target = side_miss_rate(level)
-            self.rates[level][0] += self.gamma * (target - float(error < low))
-            self.rates[level][1] += self.gamma * (target - float(error > high))
 
 
 RUNS = "choice (the run's)"

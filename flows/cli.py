@@ -168,13 +168,15 @@ def _help(text: str, env: str | None, default: str | None) -> str:
     return f"{text} [{'; '.join(notes)}]"
 
 
+def _opt(metavar: str, text: str, env: str | None, default: str | None) -> Any:
+    """A ``typer.Option`` with its metavar and the one help style of ``_help``."""
+    return typer.Option(metavar=metavar, help=_help(text, env, default))
+
+
 # Defaults as help shows them; tests/flows/test_cli.py checks each against Settings.
 WarehouseOption = Annotated[
     Path | None,
-    typer.Option(
-        metavar="PATH",
-        help=_help("DuckDB file", "SP500_WAREHOUSE", "warehouse/sp500.duckdb"),
-    ),
+    _opt("PATH", "DuckDB file", "SP500_WAREHOUSE", "warehouse/sp500.duckdb"),
 ]
 NotifyUrlOption = Annotated[
     str | None,
@@ -186,86 +188,65 @@ NotifyUrlOption = Annotated[
 ]
 SourceOption = Annotated[
     list[str] | None,
-    typer.Option(
-        metavar="URL",
-        help=_help(
-            "CSV URL (http, https, file) or path; repeat to try several in order, the first"
-            " that downloads and validates is used; URL#date=COL&value=COL names its columns",
-            "SP500_SOURCE, separated by spaces",
-            "the datatweets.com CSV",
-        ),
+    _opt(
+        "URL",
+        "CSV URL (http, https, file) or path; repeat to try several in order, the first"
+        " that downloads and validates is used; URL#date=COL&value=COL names its columns",
+        "SP500_SOURCE, separated by spaces",
+        "the datatweets.com CSV",
     ),
 ]
 ModelsOption = Annotated[
     str | None,
-    typer.Option(
-        metavar="MODELS",
-        help=_help(
-            "comma-separated model names",
-            "SP500_MODELS",
-            "naive,drift,simple_rnn,gru,lstm,conv1d_lstm,mean",
-        ),
+    _opt(
+        "MODELS",
+        "comma-separated model names",
+        "SP500_MODELS",
+        "naive,drift,simple_rnn,gru,lstm,conv1d_lstm,mean",
     ),
 ]
 EpochsOption = Annotated[
     int | None,
-    typer.Option(metavar="N", help=_help("training epochs per network", "SP500_EPOCHS", "60")),
+    _opt("N", "training epochs per network", "SP500_EPOCHS", "60"),
 ]
 BatchSizeOption = Annotated[
     int | None,
-    typer.Option(
-        metavar="N",
-        help=_help("samples per training batch (changes results)", "SP500_BATCH_SIZE", "32"),
-    ),
+    _opt("N", "samples per training batch (changes results)", "SP500_BATCH_SIZE", "32"),
 ]
 WindowOption = Annotated[
     int | None,
-    typer.Option(metavar="N", help=_help("months per input window", "SP500_WINDOW", "12")),
+    _opt("N", "months per input window", "SP500_WINDOW", "12"),
 ]
 TestFractionOption = Annotated[
     float | None,
-    typer.Option(
-        metavar="X",
-        help=_help(
-            "share of samples held out for the lesson's test split", "SP500_TEST_FRACTION", "0.2"
-        ),
+    _opt(
+        "X", "share of samples held out for the lesson's test split", "SP500_TEST_FRACTION", "0.2"
     ),
 ]
 SeedOption = Annotated[
     int | None,
-    typer.Option(metavar="N", help=_help("first random seed for Keras", "SP500_SEED", "42")),
+    _opt("N", "first random seed for Keras", "SP500_SEED", "42"),
 ]
 # Text, not int: Settings parses it, so `--seeds 0` and `--seeds two` both fail in one line.
 SeedsOption = Annotated[
     str | None,
-    typer.Option(
-        metavar="N",
-        help=_help("ensemble members per network, seeds seed … seed+N-1", "SP500_SEEDS", "5"),
-    ),
+    _opt("N", "ensemble members per network, seeds seed … seed+N-1", "SP500_SEEDS", "5"),
 ]
 HorizonOption = Annotated[
     str | None,
-    typer.Option(
-        metavar="N",
-        help=_help("forecast months T+1 … T+N, 1 to 24", "SP500_HORIZON", "12"),
-    ),
+    _opt("N", "forecast months T+1 … T+N, 1 to 24", "SP500_HORIZON", "12"),
 ]
 RefitOption = Annotated[
     str | None,
-    typer.Option(
-        metavar="N",
-        help=_help("rolling evaluation: refit every N months", "SP500_REFIT_EVERY", "12"),
-    ),
+    _opt("N", "rolling evaluation: refit every N months", "SP500_REFIT_EVERY", "12"),
 ]
 EvaluateFromOption = Annotated[
     str | None,
-    typer.Option(
-        metavar="YYYY-MM",
-        help=_help(
-            "rolling evaluation: first forecast month",
-            "SP500_EVALUATE_FROM",
-            "1975-01, or the first month with enough windows",
-        ),
+    _opt(
+        "YYYY-MM",
+        "rolling evaluation: first forecast month",
+        "SP500_EVALUATE_FROM",
+        "1975-01, or the first month with enough windows",
     ),
 ]
 ForceOption = Annotated[
@@ -278,33 +259,25 @@ ForceOption = Annotated[
 ]
 DateColumnOption = Annotated[
     str | None,
-    typer.Option(metavar="COL", help=_help("name of the date column", "SP500_DATE_COLUMN", "date")),
+    _opt("COL", "name of the date column", "SP500_DATE_COLUMN", "date"),
 ]
 ValueColumnOption = Annotated[
     str | None,
-    typer.Option(
-        metavar="COL", help=_help("name of the price column", "SP500_VALUE_COLUMN", "close")
-    ),
+    _opt("COL", "name of the price column", "SP500_VALUE_COLUMN", "close"),
 ]
 WaitOption = Annotated[
     float | None,
-    typer.Option(
-        metavar="SECONDS",
-        help=_help(
-            "wait this long for another run on the same warehouse", "SP500_WAIT_SECONDS", "0"
-        ),
+    _opt(
+        "SECONDS", "wait this long for another run on the same warehouse", "SP500_WAIT_SECONDS", "0"
     ),
 ]
 EnvNotifyOption = Annotated[
     str | None,
-    typer.Option(
-        metavar="URL",
-        help=_help(
-            "first put the notification automations on the server, posting to URL (as"
-            " sp500 notify)",
-            "SP500_NOTIFY_URL",
-            None,
-        ),
+    _opt(
+        "URL",
+        "first put the notification automations on the server, posting to URL (as sp500 notify)",
+        "SP500_NOTIFY_URL",
+        None,
     ),
 ]
 
@@ -337,45 +310,37 @@ ScalingOption = Annotated[
 ]
 
 
-def _run_overrides(
-    source: list[str] | None,
-    warehouse: Path | None,
-    models: str | None,
-    epochs: int | None,
-    batch_size: int | None,
-    window: int | None,
-    test_fraction: float | None,
-    scaling: Scaling | None,
-    seed: int | None,
-    seeds: str | None,
-    horizon: str | None,
-    refit_every: str | None,
-    evaluate_from: str | None,
-    force: bool,
-    date_column: str | None,
-    value_column: str | None,
-    wait_seconds: float | None,
-) -> dict[str, Any]:
-    """The settings ``sp500 run``'s options set (None: env or default), for run and serve."""
-    return {
-        "source": tuple(source) if source else None,
-        "warehouse": warehouse,
-        "models": models,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "window": window,
-        "test_fraction": test_fraction,
-        "scaling": scaling.value if scaling else None,
-        "seed": seed,
-        "seeds": seeds,
-        "horizon": horizon,
-        "refit_every": refit_every,
-        "evaluate_from": evaluate_from,
-        "force": force or None,
-        "date_column": date_column,
-        "value_column": value_column,
-        "wait_seconds": wait_seconds,
-    }
+RUN_OPTIONS = (
+    "source",
+    "warehouse",
+    "models",
+    "epochs",
+    "batch_size",
+    "window",
+    "test_fraction",
+    "scaling",
+    "seed",
+    "seeds",
+    "horizon",
+    "refit_every",
+    "evaluate_from",
+    "force",
+    "date_column",
+    "value_column",
+    "wait_seconds",
+)
+
+
+def _run_overrides(options: dict[str, Any]) -> dict[str, Any]:
+    """The settings ``sp500 run``'s options set (None: env or default), for run and serve.
+
+    ``options``: a command's parameters by name (its ``locals()`` on entry).
+    """
+    chosen = {name: options[name] for name in RUN_OPTIONS}
+    chosen["source"] = tuple(chosen["source"]) if chosen["source"] else None
+    chosen["scaling"] = chosen["scaling"].value if chosen["scaling"] else None
+    chosen["force"] = chosen["force"] or None
+    return chosen
 
 
 class OutputFormat(StrEnum):
@@ -407,27 +372,7 @@ def run(
     wait_seconds: WaitOption = None,
 ) -> None:
     """Run the monthly-retrain flow once: download, validate, train, evaluate, store."""
-    settings = _settings(
-        _run_overrides(
-            source,
-            warehouse,
-            models,
-            epochs,
-            batch_size,
-            window,
-            test_fraction,
-            scaling,
-            seed,
-            seeds,
-            horizon,
-            refit_every,
-            evaluate_from,
-            force,
-            date_column,
-            value_column,
-            wait_seconds,
-        )
-    )
+    settings = _settings(_run_overrides(locals()))
     from warehouse.store import check_writable  # noqa: PLC0415 (keep `sp500 query` light)
 
     with _one_line_errors():
@@ -736,26 +681,7 @@ def serve(
     the notification automations on the server (as `sp500 notify`). Invalid options fail
     before anything is registered.
     """
-    overrides = _run_overrides(
-        source,
-        warehouse,
-        models,
-        epochs,
-        batch_size,
-        window,
-        test_fraction,
-        scaling,
-        seed,
-        seeds,
-        horizon,
-        refit_every,
-        evaluate_from,
-        force,
-        date_column,
-        value_column,
-        wait_seconds,
-    )
-    settings = _settings({**overrides, "notify_url": notify_url})
+    settings = _settings({**_run_overrides(locals()), "notify_url": notify_url})
     if not os.environ.get("PREFECT_API_URL"):
         raise _fail(SERVER_HELP)
     settings = settings.model_copy(
