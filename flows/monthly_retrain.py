@@ -16,11 +16,12 @@ from tasks.evaluation.evaluate import compare_models_task, evaluate_model, rank_
 from tasks.evaluation.forecast import band_forecasts, forecast_next
 from tasks.evaluation.rolling import (
     combine_rolling_task,
-    fit_model_task,
+    make_rolling_paths,
     past_moves,
     plan_rolling_task,
     score_rolling_task,
 )
+from tasks.models.fit import fit_model_task
 from tasks.models.registry import is_combination
 from tasks.models.train import TrainedModel, combine_model
 from tasks.run.lifecycle import RunLifecycle, failure_message
@@ -80,9 +81,11 @@ def _retrain(settings: Settings, run: RunLifecycle) -> RunSummary:
         if is_combination(name):  # mean: combines the fits below, once they exist
             continue
         position = f"{k}/{len(settings.models)}"
-        made = fit_model_task(name, windows, len(train), plan, settings, run.artifact_dir, position)
+        made = fit_model_task(
+            name, windows, len(train), plan.cuts, settings, run.artifact_dir, position
+        )
         fits[name] = (made.evaluation, made.forecast)
-        rolling[name] = made.rolling
+        rolling[name] = make_rolling_paths(name, windows, plan, made.origins)
     for name in settings.models:
         if is_combination(name):
             parts = mean_components(settings.models)

@@ -7,8 +7,10 @@ forecasts t+1 … t+H recursively from the window that ends at t: inputs up to t
 from o. So each model gets, per horizon, one out-of-sample forecast for every month from
 ``evaluate_from`` on, made by weights at most ``refit_every`` months old.
 
-A network's origins are the members of one stacked fit (one member per origin, seed
-``seed``): each trains only on its own windows. The baselines are fitted origin by origin.
+The fits live in ``tasks.models.fit`` (a network's origins are members of one stacked fit,
+one member per origin, seed ``seed``, each trained only on its own windows; the baselines
+are fitted origin by origin); this module plans the origins, makes the paths and scores
+them.
 Bands come from ``tasks.evaluation.calibrate`` (earlier errors only); scores per model and horizon.
 
 Index conventions: sample j's window ends at month ``months[j] - 1`` (its forecast month t)
@@ -18,10 +20,8 @@ and its target is ``months[j]``; at origin count c the fit sees samples ``[0, c)
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,7 @@ from prefect.cache_policies import NO_CACHE
 
 from core.errors import SettingsError
 from core.settings import Settings
-from tasks.data.windows import ScalingName, Windows, fit_scaler
+from tasks.data.windows import ScalingName, Windows
 from tasks.evaluation.calibrate import (
     LEVELS,
     Calibrator,
@@ -43,10 +43,7 @@ from tasks.evaluation.calibrate import (
 )
 from tasks.evaluation.choose import choose_champions
 from tasks.evaluation.evaluate import COMPARISON_COLUMNS, compare_errors, mae, rmse
-from tasks.models.keras_quiet import keras
-from tasks.models.registry import Ensemble, FitOptions, Network, model_spec
-from tasks.models.stacked import Member, StackedFit, fit_stacked
-from tasks.models.train import TrainedModel, fit_model, save_model
+from tasks.models.fit import OriginModels, fit_origins
 from warehouse.store import TABLE_COLUMNS
 
 MIN_ROLLING_SAMPLES = 36  # windows the first origin's fit needs at least
@@ -144,37 +141,23 @@ def _path_frame(
     return pd.DataFrame(rows)
 
 
-def stacked_paths(
-    fit: StackedFit, blocks: list[np.ndarray], horizon: int, seeds: int = 1, first: int = 0
-) -> list[np.ndarray]:
-    """Recursive forecasts of each origin from its own raw windows ``blocks[k]``: ``(n_k, H)``.
+def origin_blocks(windows: Windows, plan: RollingPlan) -> list[np.ndarray]:
+    """Each origin's forecast windows, ``windows.X[cut:stop]``."""
+    return [windows.X[c:s] for c, s in zip(plan.cuts, plan.stops, strict=True)]
 
-    Members ``first + k * seeds …`` (``seeds`` of them) are origin k's ensemble: each step's
-    forecast is their mean, fed back as the ensemble's own rule does. One network call per
-    step serves every member (members before ``first`` are computed and ignored); short
-    blocks are padded with their last window (the padding is dropped).
+
+def rolling_frame(
+    model: str, windows: Windows, plan: RollingPlan, origins: OriginModels
+) -> pd.DataFrame:
+    """Every origin's recursive forecasts 1 … H from every month until the next origin.
+
+    Returns:
+        Rows ``model, origin_month, forecast_month, horizon, target_month, point, actual``
+        (bands are added by ``calibrate_rolling``).
     """
-    size = max(len(b) for b in blocks)
-    current = [np.concatenate([b, np.repeat(b[-1:], size - len(b), axis=0)]) for b in blocks]
-    paths = [np.empty((size, horizon)) for _ in blocks]
-    for h in range(horizon):
-        inputs = np.stack(
-            [
-                m.scaler.transform_X(current[max(g - first, 0) // seeds])
-                for g, m in enumerate(fit.members)
-            ],
-            axis=1,
-        )
-        scaled = keras.ops.convert_to_numpy(fit.network(inputs, training=False))
-        for k in range(len(blocks)):
-            steps = [
-                fit.members[g].scaler.inverse_y(scaled[:, g], current[k])
-                for g in range(first + k * seeds, first + (k + 1) * seeds)
-            ]
-            step = np.mean(steps, axis=0)
-            paths[k][:, h] = step
-            current[k] = np.concatenate([current[k][:, 1:], step[:, None]], axis=1)
-    return [p[: len(b)] for p, b in zip(paths, blocks, strict=True)]
+    paths = origins.paths(origin_blocks(windows, plan), plan.horizon)
+    frames = [_path_frame(model, windows, plan, k, p) for k, p in enumerate(paths)]
+    return pd.concat(frames, ignore_index=True)
 
 
 def rolling_forecasts(
@@ -188,42 +171,22 @@ def rolling_forecasts(
     seed: int,
     seeds: int = 1,
 ) -> tuple[pd.DataFrame, float]:
-    """Every origin's recursive forecasts for one model, and the fitting seconds.
+    """Every origin's fits (``tasks.models.fit.fit_origins``) and their forecasts; seconds.
 
     A network fits ``seeds`` members per origin (seeds ``seed`` …), all in one stacked fit,
     and forecasts with each origin's ensemble; a baseline ignores ``seeds``.
-
-    Returns:
-        Rows ``model, origin_month, forecast_month, horizon, target_month, point, actual``
-        (bands are added by ``calibrate_rolling``) and the seconds the fits took.
     """
-    spec = model_spec(model)
-    started = time.perf_counter()
-    blocks = [windows.X[c:s] for c, s in zip(plan.cuts, plan.stops, strict=True)]
-    scalers = [fit_scaler(scaling, windows.part(0, c)) for c in plan.cuts]
-    if spec.builder is None:
-        paths = []
-        for c, block, scaler in zip(plan.cuts, blocks, scalers, strict=True):
-            fitted = spec.fit(windows.part(0, c), scaler, FitOptions(epochs, batch_size, seed))
-            paths.append(fitted.paths(block, plan.horizon))
-    else:
-        members = [
-            Member(s, c, scaler, f"origin {windows.months[c - 1]:%Y-%m} (seed {s})")
-            for c, scaler in zip(plan.cuts, scalers, strict=True)
-            for s in range(seed, seed + seeds)
-        ]
-        fit = fit_stacked(
-            model,
-            spec.builder,
-            windows.part(0, plan.cuts[-1]),
-            members,
-            epochs=epochs,
-            batch_size=batch_size,
-        )
-        paths = stacked_paths(fit, blocks, plan.horizon, seeds)
-    seconds = time.perf_counter() - started
-    frames = [_path_frame(model, windows, plan, k, p) for k, p in enumerate(paths)]
-    return pd.concat(frames, ignore_index=True), seconds
+    origins, seconds = fit_origins(
+        model,
+        windows,
+        plan.cuts,
+        scaling=scaling,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        seeds=seeds,
+    )
+    return rolling_frame(model, windows, plan, origins), seconds
 
 
 _KEYS = ["origin_month", "forecast_month", "horizon", "target_month"]
@@ -480,153 +443,14 @@ def plan_rolling_task(windows: Windows, settings: Settings) -> RollingPlan:
     return plan
 
 
-@dataclass
-class ModelFits:
-    """One model's fits for a run: the lesson split's, the forecast's, and the rolling paths."""
-
-    evaluation: TrainedModel
-    forecast: TrainedModel
-    rolling: pd.DataFrame  # rolling_forecasts's rows
-    seconds: float  # every fit of the model
-
-
-def fit_every_role(
-    name: str,
-    windows: Windows,
-    split_at: int,
-    plan: RollingPlan,
-    *,
-    scaling: ScalingName,
-    epochs: int,
-    batch_size: int,
-    seed: int,
-    seeds: int,
-    artifact_dir: Path | None = None,
-    report: Callable[[int, float], None] | None = None,
-) -> ModelFits:
-    """Fit one model for every use a run makes of it; a network in **one** stacked fit.
-
-    The fit holds the evaluation ensemble (``seeds`` members on the ``split_at`` training
-    windows), the forecast ensemble (``seeds`` members on every window) and one member per
-    rolling origin (seed ``seed``), each on its own windows with its own scaler. The two
-    ensembles come out as registry networks (saved like any fit's); the rolling members
-    forecast 1 … H from every month of their origin. A baseline is fitted role by role.
-    """
-    train = windows.part(0, split_at)
-    spec = model_spec(name)
-    started = time.perf_counter()
-    if spec.builder is None:
-        fitted = {
-            role: fit_model(
-                name,
-                data,
-                fit_scaler(scaling, data),
-                role=role,
-                artifact_dir=artifact_dir,
-                epochs=epochs,
-                batch_size=batch_size,
-                seed=seed,
-                seeds=seeds,
-            )
-            for role, data in (("evaluation", train), ("forecast", windows))
-        }
-        frame, _ = rolling_forecasts(
-            name, windows, plan, scaling=scaling, epochs=epochs, batch_size=batch_size, seed=seed
-        )
-        return ModelFits(
-            fitted["evaluation"], fitted["forecast"], frame, time.perf_counter() - started
-        )
-    roles = {
-        "evaluation": (split_at, fit_scaler(scaling, train)),
-        "forecast": (len(windows), fit_scaler(scaling, windows)),
-    }
-    ensemble = range(seed, seed + seeds)
-    members = [
-        Member(s, n, scaler, f"seed {s} ({role})")
-        for role, (n, scaler) in roles.items()
-        for s in ensemble
-    ]
-    first = len(members)
-    members += [
-        Member(
-            seed,
-            c,
-            fit_scaler(scaling, windows.part(0, c)),
-            f"origin {windows.months[c - 1]:%Y-%m}",
-        )
-        for c in plan.cuts
-    ]
-    fit = fit_stacked(
-        name, spec.builder, windows, members, epochs=epochs, batch_size=batch_size, report=report
-    )
-    share = fit.train_seconds / len(members)  # a stacked fit's time, split by its members
-    fitted = {}
-    for r, (role, (n, scaler)) in enumerate(roles.items()):
-        networks = tuple(
-            Network(fit.export(r * seeds + k), scaler, s) for k, s in enumerate(ensemble)
-        )
-        model = TrainedModel(
-            name,
-            Ensemble(networks, epochs),
-            share * seeds,
-            role=role,
-            trained_through=pd.Timestamp(windows.months[n - 1]),
-        )
-        save_model(model, artifact_dir)
-        fitted[role] = model
-    blocks = [windows.X[c:s] for c, s in zip(plan.cuts, plan.stops, strict=True)]
-    paths = stacked_paths(fit, blocks, plan.horizon, first=first)
-    frame = pd.concat(
-        [_path_frame(name, windows, plan, k, p) for k, p in enumerate(paths)], ignore_index=True
-    )
-    return ModelFits(fitted["evaluation"], fitted["forecast"], frame, time.perf_counter() - started)
-
-
-@task(name="fit_model", task_run_name="fit-{name}", cache_policy=NO_CACHE)
-def fit_model_task(
-    name: str,
-    windows: Windows,
-    split_at: int,
-    plan: RollingPlan,
-    settings: Settings,
-    artifact_dir: Path | None,
-    position: str,
-) -> ModelFits:
-    """Every fit a run makes of one model (one stacked fit for a network), with progress."""
-    logger = get_run_logger()
-    epochs = settings.epochs
-
-    def report(epoch: int, loss: float) -> None:
-        logger.info("%s (model %s): epoch %d/%d, loss %.4f", name, position, epoch, epochs, loss)
-
-    logger.info(
-        "%s (model %s): training (evaluation and forecast ensembles, %d rolling origins)",
-        name,
-        position,
-        len(plan.cuts),
-    )
-    fits = fit_every_role(
-        name,
-        windows,
-        split_at,
-        plan,
-        scaling=settings.scaling,
-        epochs=epochs,
-        batch_size=settings.batch_size,
-        seed=settings.seed,
-        seeds=settings.seeds,
-        artifact_dir=artifact_dir,
-        report=report,
-    )
-    logger.info(
-        "%s (model %s): %d parameters x %d seeds, every fit in %.1f s",
-        name,
-        position,
-        fits.evaluation.n_params,
-        max(1, len(fits.evaluation.seeds)),
-        fits.seconds,
-    )
-    return fits
+@task(name="make_rolling_paths", task_run_name="rolling-paths-{name}", cache_policy=NO_CACHE)
+def make_rolling_paths(
+    name: str, windows: Windows, plan: RollingPlan, origins: OriginModels
+) -> pd.DataFrame:
+    """One model's rolling forecasts from its fitted origins (``rolling_frame``)."""
+    frame = rolling_frame(name, windows, plan, origins)
+    get_run_logger().info("%s: %d rolling forecasts", name, len(frame))
+    return frame
 
 
 @task(name="combine_rolling", task_run_name="rolling-{name}", cache_policy=NO_CACHE)

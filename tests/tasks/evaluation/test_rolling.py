@@ -10,13 +10,14 @@ from tasks.evaluation.rolling import (
     MIN_ROLLING_SAMPLES,
     calibrate_rolling,
     combine_rolling,
-    fit_every_role,
     plan_rolling,
     rolling_comparisons,
     rolling_forecasts,
+    rolling_frame,
     rolling_metrics,
     stand_in_errors,
 )
+from tasks.models.fit import fit_every_role
 from tests.conftest import synthetic_prices
 
 FIT = {"scaling": "window", "epochs": 1, "batch_size": 16, "seed": 3}
@@ -93,29 +94,8 @@ def test_mean_rolling_points_average_its_components_row_by_row() -> None:
 def run_path(model: str, windows, plan, **kw):
     """The rolling forecasts as a run makes them: inside the model's one stacked fit."""
     split_at = int(len(windows) * 0.8)
-    return fit_every_role(model, windows, split_at, plan, seeds=2, **FIT, **kw).rolling
-
-
-@pytest.mark.slow
-def test_one_stacked_fit_holds_both_ensembles_and_every_origin(tmp_path) -> None:
-    windows = windows_of(synthetic_prices(120, start="1980-01-01"))
-    plan = plan_rolling(windows, "1985-01", 12, 3)
-    fits = fit_every_role("gru", windows, 80, plan, seeds=2, artifact_dir=tmp_path, **FIT)
-    assert (fits.evaluation.role, fits.forecast.role) == ("evaluation", "forecast")
-    assert fits.evaluation.trained_through == windows.months[79]
-    assert fits.forecast.trained_through == windows.months[-1]
-    assert fits.evaluation.seeds == fits.forecast.seeds == (3, 4)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        f"gru-{role}-seed{s}.keras" for role in ("evaluation", "forecast") for s in (3, 4)
-    ]
-    # the two ensembles learnt different data; the rolling paths cover the plan
-    last = windows.X[-1:]
-    assert not np.allclose(fits.evaluation.predict(last), fits.forecast.predict(last))
-    naive, _ = rolling_forecasts("naive", windows, plan, **FIT)
-    keys = ["forecast_month", "horizon", "target_month", "actual"]
-    pd.testing.assert_frame_equal(fits.rolling[keys], naive[keys])
-    assert np.isfinite(fits.rolling["point"]).all()
-    assert fits.evaluation.train_seconds == pytest.approx(fits.forecast.train_seconds)
+    fits = fit_every_role(model, windows, split_at, plan.cuts, seeds=2, **FIT, **kw)
+    return rolling_frame(model, windows, plan, fits.origins)
 
 
 @pytest.mark.slow
