@@ -43,6 +43,10 @@ every horizon is banded, each side's log distance from the point is made non-dec
 h at every month, by isotonic regression (pool-adjacent-violators,
 ``scipy.optimize.isotonic_regression``); this is order-preserving, so the 95 % band still
 contains the 80 % band.
+
+**Within the index's own moves** (``within_past_moves``). No band claims a fall or a rise
+larger than the index made over h months up to the month it is made; each cap is replaced
+by its minimum over h and the longer horizons, so a capped path stays monotone.
 """
 
 from __future__ import annotations
