@@ -93,7 +93,8 @@ class ErrorPool:
         start = [] if history is None else [float(e) for e in np.asarray(history).ravel()]
         self.arrived: list[float] = list(start)
         self.sorted: list[float] = sorted(start)
-        self._spread: float | None = None  # cached until the next error arrives
+        recent = self.arrived[-SPREAD_WINDOW:]
+        self._sum, self._squares = math.fsum(recent), math.fsum(e * e for e in recent)
 
     def __len__(self) -> int:
         """How many errors the pool holds."""
@@ -103,7 +104,12 @@ class ErrorPool:
         """An error whose actual has arrived."""
         self.arrived.append(float(error))
         bisect.insort(self.sorted, float(error))
-        self._spread = None
+        self._sum += error
+        self._squares += error * error
+        if len(self.arrived) > SPREAD_WINDOW:  # the oldest of the window leaves it
+            old = self.arrived[-SPREAD_WINDOW - 1]
+            self._sum -= old
+            self._squares -= old * old
 
     def order_statistic(self, rank: int) -> float:
         """The ``rank``-th smallest error (1-based), ranks clipped to the sample."""
@@ -119,10 +125,11 @@ class ErrorPool:
 
     def spread(self) -> float:
         """Standard deviation of the most recent ``SPREAD_WINDOW`` errors."""
-        if self._spread is None:
-            recent = self.arrived[-SPREAD_WINDOW:]
-            self._spread = float(np.std(recent, ddof=1)) if len(recent) > 1 else 0.0
-        return self._spread
+        n = min(len(self.arrived), SPREAD_WINDOW)
+        if n < 2:
+            return 0.0
+        variance = (self._squares - self._sum * self._sum / n) / (n - 1)
+        return math.sqrt(max(variance, 0.0))
 
 
 class Calibrator:
@@ -398,7 +405,8 @@ def coverage_intervals(
 
     A stationary block bootstrap (Politis & Romano 1994, ``arch.bootstrap``) with mean
     block length the larger of h (h-step forecasts made in consecutive months share h - 1
-    months of their paths) and the Politis-White optimal length of the first column.
+    months of their paths) and the Politis-White optimal length of the first column. NaN
+    (a month a column has no band for) is left out of that column's means.
 
     Returns:
         The 5th and 95th percentiles of the bootstrap means, one per column.
@@ -409,13 +417,14 @@ def coverage_intervals(
     if len(data) < 2:
         return np.full(data.shape[1], np.nan), np.full(data.shape[1], np.nan)
     block = float(horizon)
-    if np.std(data[:, 0]) > 0:
-        optimal = float(optimal_block_length(data[:, 0]).iloc[0]["stationary"])
+    first = data[~np.isnan(data[:, 0]), 0]
+    if len(first) > 1 and np.std(first) > 0:
+        optimal = float(optimal_block_length(first).iloc[0]["stationary"])
         if math.isfinite(optimal):
             block = max(block, optimal)
     block = min(block, len(data) / 2)
     bootstrap = StationaryBootstrap(max(1, math.ceil(block)), data, seed=seed)
-    means = bootstrap.apply(lambda x: x.mean(axis=0), reps=reps)
+    means = bootstrap.apply(lambda x: np.nanmean(x, axis=0), reps=reps)
     return np.percentile(means, 5, axis=0), np.percentile(means, 95, axis=0)
 
 

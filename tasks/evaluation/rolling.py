@@ -339,9 +339,11 @@ def rolling_metrics(predictions: pd.DataFrame, windows: Windows) -> pd.DataFrame
 
     ``coverage_*``, ``interval_score_*`` (Winkler, index points) and ``width_95`` (the
     95 % band's width as a share of the point) count only forecasts that have a band;
-    ``coverage_*_low`` / ``_high`` bound each coverage by a 90 % block-bootstrap interval.
+    ``coverage_*_low`` / ``_high`` bound each coverage by a 90 % block-bootstrap interval
+    (one bootstrap per horizon, resampling the same months for every model).
     """
     rows = []
+    hits: dict[tuple[str, int, int], pd.Series] = {}  # (model, h, level %) -> hit by month
     predictions = predictions.reset_index(drop=True)
     naive = naive_points(predictions, windows)
     for (model, h), group in predictions.groupby(["model", "horizon"], sort=False):
@@ -356,24 +358,28 @@ def rolling_metrics(predictions: pd.DataFrame, windows: Windows) -> pd.DataFrame
             "mae": mae(actual, point),
             "theil_u2": rmse(actual, point) / naive_rmse if naive_rmse > 0 else math.nan,
         }
-        banded = banded.sort_values("forecast_month")
-        hits = []
         for level in LEVELS:
             pct = round(level * 100)
             low, high = banded[f"lower_{pct}"], banded[f"upper_{pct}"]
             inside = (banded["actual"] >= low) & (banded["actual"] <= high)
-            hits.append(inside.to_numpy())
+            hits[(str(model), int(h), pct)] = inside.set_axis(banded["forecast_month"])
             row[f"coverage_{pct}"] = float(inside.mean()) if len(banded) else math.nan
             scores = interval_score(banded["actual"], low, high, level)
             row[f"interval_score_{pct}"] = float(np.mean(scores)) if len(banded) else math.nan
         width = (banded["upper_95"] - banded["lower_95"]) / banded["point"]
         row["width_95"] = float(width.mean()) if len(banded) else math.nan
-        lows, highs = coverage_intervals(np.column_stack(hits), int(h))
-        for k, level in enumerate(LEVELS):
-            pct = round(level * 100)
-            row[f"coverage_{pct}_low"], row[f"coverage_{pct}_high"] = lows[k], highs[k]
         rows.append(row)
-    return pd.DataFrame(rows, columns=ROLLING_METRIC_COLUMNS)
+    metrics = pd.DataFrame(rows, columns=ROLLING_METRIC_COLUMNS)
+    # one bootstrap per horizon: every model's hits resampled on the same months
+    for h in sorted({key[1] for key in hits}):
+        keys = [key for key in hits if key[1] == h]
+        table = pd.concat([hits[k].astype(float) for k in keys], axis=1).sort_index()
+        lows, highs = coverage_intervals(table.to_numpy(), h)
+        for k, (model, _, pct) in enumerate(keys):
+            at = (metrics["model"] == model) & (metrics["horizon"] == h)
+            metrics.loc[at, f"coverage_{pct}_low"] = lows[k]
+            metrics.loc[at, f"coverage_{pct}_high"] = highs[k]
+    return metrics
 
 
 def rolling_comparisons(predictions: pd.DataFrame) -> pd.DataFrame:

@@ -239,3 +239,13 @@ def test_interval_score_is_width_plus_the_scaled_miss() -> None:
         np.array([5.0, 0.0, 13.0]), np.array([2.0, 2.0, 2.0]), np.array([8.0, 8.0, 8.0]), 0.8
     )
     np.testing.assert_allclose(scores, [6.0, 6.0 + 10 * 2.0, 6.0 + 10 * 5.0])
+
+
+def test_the_pool_spread_is_the_recent_windows_standard_deviation() -> None:
+    rng = np.random.default_rng(9)
+    pool = ErrorPool(rng.normal(0, 0.1, 30))
+    for e in rng.normal(0, 0.3, 100):
+        pool.add(float(e))
+        recent = np.asarray(pool.arrived[-60:])
+        assert pool.spread() == pytest.approx(np.std(recent, ddof=1), rel=1e-9)
+    assert ErrorPool(np.array([0.1])).spread() == 0.0
