@@ -32,8 +32,8 @@ from uuid import UUID
 
 import pandas as pd
 from prefect import get_run_logger, task
-from prefect.automations import AutomationCore, CallWebhook, EventTrigger, Posture
-from prefect.blocks.webhook import Webhook
+from prefect.automations import AutomationCore, EventTrigger, Posture, SendNotification
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.events import emit_event
@@ -42,7 +42,6 @@ from prefect.runtime import flow_run as current_flow_run
 from prefect.settings import PREFECT_UI_URL
 from prefect.types import SecretDict
 from prefect.utilities.urls import url_for
-from pydantic import SecretStr
 
 from tasks.run.report import headline_champion, largest_revision
 from warehouse.store import RunChanges, RunOutput, run_changes
@@ -54,7 +53,7 @@ RUN_COMPLETED = "sp500.run.completed"
 TEST_EVENT = "sp500.notify.test"
 RUN_EVENTS = (MISSED, CHAMPION_CHANGED, DATA_REVISED, RUN_COMPLETED)
 WATCHED_FLOWS = ("monthly-retrain", "monthly-backtest")
-BLOCK_NAME = "sp500-notify"  # the Webhook block every automation calls
+BLOCK_NAME = "sp500-notify"  # the custom-webhook notification block every automation calls
 AUTOMATION_PREFIX = "sp500: "
 
 
@@ -213,7 +212,7 @@ AUTOMATIONS = (
 
 
 def automation_for(spec: AutomationSpec, block_id: UUID, ui: str = "") -> Any:
-    """The Prefect automation of ``spec``, calling the Webhook block ``block_id``.
+    """The Prefect automation of ``spec``, sending its body through the block ``block_id``.
 
     ``ui`` (the UI's address) goes into the body as a constant: the server renders links
     with its own ``PREFECT_UI_URL``, which a plain ``prefect server start`` leaves unset.
@@ -234,29 +233,43 @@ def automation_for(spec: AutomationSpec, block_id: UUID, ui: str = "") -> Any:
             threshold=1,
         ),
         actions=[
-            CallWebhook(
+            SendNotification(
                 block_document_id=block_id,
-                payload="{% set ui = " + json.dumps(ui) + " %}" + spec.body,
+                subject=spec.name,
+                body="{% set ui = " + json.dumps(ui) + " %}" + spec.body,
             )
         ],
     )
 
 
+def notification_block(url: str) -> CustomWebhookNotificationBlock:
+    """The block every automation sends through: POST the rendered body, as is, to ``url``.
+
+    Not Prefect's ``Webhook`` block: its calls share one connection pool that each call
+    closes when it ends, so events delivered at the same moment cut each other off (a body
+    lost or sent empty). This block opens a client per call; the URL stays a secret.
+    """
+    return CustomWebhookNotificationBlock(
+        name=BLOCK_NAME,
+        url="{{url}}",
+        method="POST",
+        form_data="{{body}}",
+        headers={"Content-Type": "application/json"},
+        cookies=None,
+        secrets=SecretDict({"url": url}),
+    )
+
+
 def install_automations(url: str) -> list[str]:
-    """Create or update, by name, the webhook block and every automation; return their names.
+    """Create or update, by name, the notification block and every automation; return their names.
 
     Idempotent: an automation that exists (names are not unique on the server, so every one
     of that name) is updated to the current definition, and duplicates are deleted.
     """
     ui = (PREFECT_UI_URL.value() or "").rstrip("/")
-    block = Webhook(
-        method="POST",
-        url=SecretStr(url),
-        headers=SecretDict({"Content-Type": "application/json"}),
-    )
-    block_id = block.save(BLOCK_NAME, overwrite=True)
+    block_id = notification_block(url).save(BLOCK_NAME, overwrite=True)
     if not isinstance(block_id, UUID):  # save is async only inside an event loop
-        raise TypeError(f"saving the webhook block returned {type(block_id).__name__}")
+        raise TypeError(f"saving the notification block returned {type(block_id).__name__}")
     names = []
     with get_client(sync_client=True) as client:
         for spec in AUTOMATIONS:

@@ -44,14 +44,22 @@ class Sink:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                received.append((self.headers.get("Content-Type", ""), json.loads(body)))
+                try:
+                    parsed = json.loads(body)
+                except ValueError:  # kept, so a failure shows what arrived
+                    parsed = {"event": None, "raw": body.decode(errors="replace")}
+                    parsed["headers"] = dict(self.headers)
+                received.append((self.headers.get("Content-Type", ""), parsed))
                 self.send_response(204)
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 64  # a burst of events is accepted, not refused
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

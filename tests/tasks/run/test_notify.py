@@ -174,6 +174,46 @@ def test_the_failure_automation_watches_only_the_pipelines_flows() -> None:
     assert failed.trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
     related = failed.trigger.match_related
     assert related["prefect.resource.name"] == ["monthly-retrain", "monthly-backtest"]
-    assert failed.actions[0].payload.startswith('{% set ui = "http://ui" %}')
+    assert failed.actions[0].body.startswith('{% set ui = "http://ui" %}')
     missed = automation_for(notify.AUTOMATIONS[1], uuid4())
     assert missed.trigger.expect == {MISSED}
+
+
+@pytest.mark.unit
+def test_bodies_sent_at_the_same_moment_all_arrive_intact() -> None:
+    import asyncio
+    import json
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            time.sleep(0.02 * (len(received) % 3))  # answers end at different moments
+            received.append(body)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 64  # every connection accepted, none refused by the backlog
+
+    server = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    block = notify.notification_block(f"http://127.0.0.1:{server.server_address[1]}/hook")
+    bodies = [json.dumps({"event": "e", "payload": {"i": i, "text": "{{ x }}"}}) for i in range(20)]
+
+    async def send_all() -> None:
+        await asyncio.gather(*(block.anotify(body=b, subject="s") for b in bodies))
+
+    try:
+        asyncio.run(send_all())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sorted(r.decode() for r in received) == sorted(bodies)
