@@ -57,13 +57,16 @@ test: lint
 	bash tests/setup_browser.sh
 	$(BIN)/python -m pytest -n auto --dist worksteal $(PYTEST_ARGS)
 
-# In the order their inputs need. Left out: the stale accuracy, speed, tuning, ensembles,
-# variants and horizons scripts (docs/benchmarks.md says which results are whose).
+# Every benchmark, in the order their inputs need; each writes benchmarks/results/<name>.json
+# and .md headed with the commit it ran at (docs/benchmarks.md: one section per question).
 bench: install
 	$(SYNC) --extra dev --extra bench
 	$(BIN)/python benchmarks/rolling.py --seeds-from 42 47 --keep benchmarks/runs
 	$(BIN)/python benchmarks/calibration.py --warehouse benchmarks/runs/seed42.duckdb benchmarks/runs/seed47.duckdb
 	$(BIN)/python benchmarks/peers.py --warehouse benchmarks/runs/seed42.duckdb
+	$(BIN)/python benchmarks/lesson.py --warehouse benchmarks/runs/seed42.duckdb
+	$(BIN)/python benchmarks/cost.py
+	$(BIN)/python benchmarks/compare_commits.py --base c60e6e4 --models default --repeat 2
 	$(BIN)/python benchmarks/early_member.py
 	$(BIN)/python benchmarks/stacking.py
 	$(BIN)/python benchmarks/backtest.py --seeds 42

@@ -1,10 +1,13 @@
-"""Backtest benchmark: ``sp500 backtest --origins 60`` with stacked from-scratch fits, 3 seeds.
+"""What ``sp500 backtest --origins 60`` costs and scores: stacked from-scratch fits, per seed.
 
-Runs the command on the real data once per seed, each into its own temporary warehouse
-(all six models, every network fitted from scratch at every origin, all origins of one
-network trained together as one stacked fit), and reads the results back from DuckDB:
-wall time, each model's RMSE, theil_u2 and Diebold-Mariano p-value against naive. It
-compares each network's RMSE with the per-origin separate-fit backtest this replaced.
+Runs the command on the real data once per seed (``make bench``: seed 42), each into its
+own temporary warehouse (every default model, every network fitted from scratch at every
+origin, all origins of one network trained together as one stacked fit), and reads the
+results back from DuckDB: wall time, each model's RMSE, theil_u2 and Diebold-Mariano
+p-value against naive. The cost is also a ratio: the lesson's four networks fitted once by
+plain Keras (``benchmarks/bare_keras.py``) run before and after the backtests, on the same
+machine. Each network's RMSE is compared with the per-origin separate-fit backtest that the
+stacked fit replaced (quoted: those fits are no longer in the code).
 Writes ``benchmarks/results/backtest.json`` and ``backtest.md``.
 """
 
@@ -21,7 +24,7 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import describe, where_ran
-from sp500_cli import clean_env, timed_sp500
+from sp500_cli import bare_keras, clean_env, timed_sp500
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sp500_monthly.csv"
@@ -38,7 +41,7 @@ SEPARATE_FITS = {
     "naive": 179.8,
 }
 SEPARATE_FITS_WALL = 2160.0
-TARGET_SECONDS = 300.0
+TARGET_SECONDS = 600.0  # issue 28: the default backtest within ten minutes
 TARGET_RMSE_RATIO = 0.04
 
 
@@ -129,7 +132,9 @@ def main() -> None:
     if not DATA.exists():
         raise SystemExit(f"error: the real data is missing: {DATA}")
     seeds = [int(s) for s in args.seeds.split(",")]
+    baseline = [bare_keras(DATA, clean_env())[0]]
     results = [run_seed(seed, args.origins, args.task_runner, args.ensemble) for seed in seeds]
+    baseline.append(bare_keras(DATA, clean_env())[0])
     summary = summarize(results)
     naive = next(r["rmse_mean"] for r in summary if r["model"] == "naive")
     meta = {
@@ -140,6 +145,7 @@ def main() -> None:
         "ensemble": args.ensemble,
         "targets": {"wall_seconds": TARGET_SECONDS, "rmse_within": TARGET_RMSE_RATIO},
         "separate_fits_reference": {"rmse": SEPARATE_FITS, "wall_seconds": SEPARATE_FITS_WALL},
+        "plain_keras_seconds": baseline,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "backtest.json").write_text(
@@ -182,7 +188,10 @@ def main() -> None:
         "- Wall time per seed: "
         + ", ".join(f"{w:.0f} s" for w in walls)
         + f" (target ≤ {TARGET_SECONDS:.0f} s: {wall_ok};"
-        f" separate fits took {SEPARATE_FITS_WALL:.0f} s).",
+        f" separate fits took {SEPARATE_FITS_WALL:.0f} s at commit 63ef6c2).",
+        f"- The lesson's four networks fitted once by plain Keras, before and after:"
+        f" {baseline[0]:.1f} s, {baseline[1]:.1f} s; a backtest costs"
+        f" {statistics.median(walls) / statistics.median(baseline):.1f} times their median.",
         f"- Largest change of a network's mean RMSE against separate fits: {worst:.1%}"
         f" (target ≤ {TARGET_RMSE_RATIO:.0%}: {rmse_ok}).",
         f"- Every network's mean RMSE below naive ({naive:.1f}):"

@@ -1,7 +1,8 @@
-"""Running the ``sp500`` CLI from a benchmark: a clean environment and a timed call."""
+"""Running the ``sp500`` CLI and the plain-Keras baseline from a benchmark: timed calls."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -29,3 +30,38 @@ def timed_sp500(
     if done.returncode != 0:
         raise SystemExit(f"error: sp500 {' '.join(args)} failed:\n{done.stderr[-3000:]}")
     return wall, done
+
+
+# Runs a command in a child of a fresh interpreter, so that RUSAGE_CHILDREN is that
+# command's alone: its peak RSS is the largest process of its tree.
+_MEASURE = (
+    "import resource, subprocess, sys, time; t = time.perf_counter();"
+    " r = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
+    " sys.stdout.write(r.stdout + r.stderr);"
+    " print('@@', r.returncode, time.perf_counter() - t,"
+    " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def measured(command: list[str], env: dict[str, str]) -> tuple[str, float, float]:
+    """Output, wall seconds and peak RSS (MB, largest process) of ``command``; exit on failure."""
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    *lines, tail = out.rstrip().splitlines()
+    _, code, seconds, rss_kb = tail.split()
+    if code != "0":
+        raise SystemExit(f"error: {' '.join(command)} failed:\n" + "\n".join(lines[-20:]))
+    return "\n".join(lines), float(seconds), int(rss_kb) / 1024
+
+
+def bare_keras(data: Path, env: dict[str, str]) -> tuple[float, float, dict[str, object]]:
+    """Wall seconds, peak RSS MB and result of the lesson's four networks fitted by plain Keras."""
+    script = Path(__file__).with_name("bare_keras.py")
+    out, wall, rss = measured([sys.executable, str(script), str(data)], env)
+    result = json.loads(next(line for line in reversed(out.splitlines()) if line[:1] == "{"))
+    return wall, rss, result
