@@ -62,7 +62,9 @@ class Settings(BaseSettings):
     # sp500 backtest only
     origins: int = Field(default=60, ge=1)
     chunk_size: int = Field(default=60, ge=1, le=10_000)  # origins per stacked fit (task run)
-    task_runner: Literal["thread", "process", "dask"] = "process"
+    # Where fits run. None: the command's default (backtest: process; run: one model after
+    # the other, in the flow's own process).
+    task_runner: Literal["thread", "process", "dask"] | None = None
     dask_address: str | None = None
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
 

@@ -290,11 +290,35 @@ class Scaling(StrEnum):
 
 
 class Runner(StrEnum):
-    """Choices for ``sp500 backtest --task-runner``."""
+    """Choices for ``--task-runner``."""
 
     thread = "thread"
     process = "process"
     dask = "dask"
+
+
+TaskRunnerOption = Annotated[
+    Runner | None,
+    _opt(
+        "thread|process|dask",
+        "where the fits run, side by side (run and serve without it: one model after the other)",
+        "SP500_TASK_RUNNER",
+        "none for run and serve, process for backtest",
+    ),
+]
+DaskAddressOption = Annotated[
+    str | None,
+    _opt(
+        "URL",
+        "scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786",
+        "SP500_DASK_ADDRESS",
+        None,
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    _opt("N", "parallel fits for thread/process/local dask", "SP500_WORKERS", "the cores"),
+]
 
 
 ScalingOption = Annotated[
@@ -328,6 +352,9 @@ RUN_OPTIONS = (
     "date_column",
     "value_column",
     "wait_seconds",
+    "task_runner",
+    "dask_address",
+    "workers",
 )
 
 
@@ -340,6 +367,7 @@ def _run_overrides(options: dict[str, Any]) -> dict[str, Any]:
     chosen["source"] = tuple(chosen["source"]) if chosen["source"] else None
     chosen["scaling"] = chosen["scaling"].value if chosen["scaling"] else None
     chosen["force"] = chosen["force"] or None
+    chosen["task_runner"] = chosen["task_runner"].value if chosen["task_runner"] else None
     return chosen
 
 
@@ -370,6 +398,9 @@ def run(
     date_column: DateColumnOption = None,
     value_column: ValueColumnOption = None,
     wait_seconds: WaitOption = None,
+    task_runner: TaskRunnerOption = None,
+    dask_address: DaskAddressOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Run the monthly-retrain flow once: download, validate, train, evaluate, store."""
     settings = _settings(_run_overrides(locals()))
@@ -377,6 +408,7 @@ def run(
 
     with _one_line_errors():
         check_writable(settings.warehouse)
+        _check_runner(settings)
     _quiet_prefect_ephemeral_server()
     _loading()
     from prefect import tags  # noqa: PLC0415
@@ -384,7 +416,7 @@ def run(
     from flows.monthly_retrain import RunSummary, monthly_retrain  # noqa: PLC0415 (TensorFlow)
 
     _install_log_filter()
-    with tags(*run_tags(settings)):
+    with _api_for_workers(settings.task_runner), tags(*run_tags(settings)):
         state = monthly_retrain(settings, return_state=True)
     if not state.is_completed():
         message = state.message or f"flow run ended in state {state.name}"
@@ -404,7 +436,7 @@ def run(
 
 
 @contextmanager
-def _api_for_workers(task_runner: str) -> Iterator[None]:
+def _api_for_workers(task_runner: str | None) -> Iterator[None]:
     """Let task runs in other processes report to this run's temporary Prefect server.
 
     Without ``PREFECT_API_URL`` every process would start a throw-away server of its own,
@@ -413,7 +445,7 @@ def _api_for_workers(task_runner: str) -> Iterator[None]:
     along with each task) keeps all of them on one server. Workers on other hosts need a
     real server: set ``PREFECT_API_URL`` to an address they can reach.
     """
-    if task_runner == "thread" or os.environ.get("PREFECT_API_URL"):
+    if task_runner in ("thread", None) or os.environ.get("PREFECT_API_URL"):
         yield
         return
     from prefect.server.api.server import SubprocessASGIServer  # noqa: PLC0415
@@ -446,6 +478,19 @@ def check_dask_scheduler(address: str, timeout: float) -> int:
         ) from None
 
 
+def _check_runner(settings: Settings) -> None:
+    """``--dask-address`` only with ``--task-runner dask`` (else exit 2), and a scheduler.
+
+    Raises:
+        PipelineError: nothing answers at the address.
+    """
+    if settings.dask_address and settings.task_runner != "dask":
+        raise _fail("--dask-address needs --task-runner dask", 2)
+    if settings.dask_address:
+        found = check_dask_scheduler(settings.dask_address, settings.timeout_seconds)
+        typer.echo(f"Dask scheduler {settings.dask_address}: {found} workers", err=True)
+
+
 @app.command()
 def backtest(
     origins: Annotated[
@@ -466,31 +511,9 @@ def backtest(
         ),
     ] = None,
     models: ModelsOption = None,
-    task_runner: Annotated[
-        Runner | None,
-        typer.Option(
-            metavar="thread|process|dask",
-            help=_help("where the fits run", "SP500_TASK_RUNNER", "process"),
-        ),
-    ] = None,
-    dask_address: Annotated[
-        str | None,
-        typer.Option(
-            metavar="URL",
-            help=_help(
-                "scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786",
-                "SP500_DASK_ADDRESS",
-                None,
-            ),
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            metavar="N",
-            help=_help("parallel fits for thread/process/local dask", "SP500_WORKERS", "the cores"),
-        ),
-    ] = None,
+    task_runner: TaskRunnerOption = None,
+    dask_address: DaskAddressOption = None,
+    workers: WorkersOption = None,
     source: SourceOption = None,
     warehouse: WarehouseOption = None,
     epochs: EpochsOption = None,
@@ -525,24 +548,17 @@ def backtest(
             "wait_seconds": wait_seconds,
         }
     )
-    if settings.dask_address and settings.task_runner != "dask":
-        raise _fail("--dask-address needs --task-runner dask", 2)
     from warehouse.store import check_writable  # noqa: PLC0415
 
     with _one_line_errors():
         check_writable(settings.warehouse)
-        if settings.dask_address:
-            found = check_dask_scheduler(settings.dask_address, settings.timeout_seconds)
-            typer.echo(f"Dask scheduler {settings.dask_address}: {found} workers", err=True)
+        _check_runner(settings)
     _quiet_prefect_ephemeral_server()
     _loading()
     from prefect import tags  # noqa: PLC0415
 
-    from flows.monthly_backtest import (  # noqa: PLC0415
-        BacktestSummary,
-        make_task_runner,
-        monthly_backtest,
-    )
+    from flows.common import make_task_runner  # noqa: PLC0415
+    from flows.monthly_backtest import BacktestSummary, monthly_backtest  # noqa: PLC0415
 
     _install_log_filter()
     flow = monthly_backtest.with_options(task_runner=make_task_runner(settings))
@@ -673,6 +689,9 @@ def serve(
     date_column: DateColumnOption = None,
     value_column: ValueColumnOption = None,
     wait_seconds: WaitOption = None,
+    task_runner: TaskRunnerOption = None,
+    dask_address: DaskAddressOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Register deployment monthly-retrain/monthly on a cron schedule and serve its runs.
 
@@ -694,6 +713,7 @@ def serve(
 
     with _one_line_errors():
         check_writable(settings.warehouse)
+        _check_runner(settings)
     _loading()
     from prefect.deployments.runner import EntrypointType  # noqa: PLC0415
     from prefect.schedules import Cron  # noqa: PLC0415

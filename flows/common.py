@@ -1,13 +1,17 @@
-"""Helpers both flows use: run ids, the flow run's name in the UI, untagged task runs."""
+"""Helpers both flows use: run ids, names in the UI, untagged task runs, task runners."""
 
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from prefect.client.orchestration import get_client
 from prefect.context import TagsContext
 from prefect.runtime import flow_run
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
+
+from core.settings import Settings
 
 
 def new_run_id() -> str:
@@ -34,3 +38,26 @@ def untagged_task_runs() -> Iterator[None]:
     """
     with TagsContext(current_tags=set()):
         yield
+
+
+def make_task_runner(settings: Settings) -> TaskRunner[Any]:
+    """The Prefect task runner that ``--task-runner`` (and ``--dask-address``) ask for.
+
+    No ``--task-runner``: a process pool, the backtest's default.
+    """
+    if settings.task_runner in ("process", None):
+        return ProcessPoolTaskRunner(max_workers=settings.workers)
+    if settings.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner  # noqa: PLC0415 (dask is heavy to import)
+
+        if settings.dask_address:
+            return DaskTaskRunner(address=settings.dask_address)
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": settings.workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+            }
+        )
+    return ThreadPoolTaskRunner(max_workers=settings.workers)

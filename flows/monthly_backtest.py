@@ -1,13 +1,11 @@
 """Flow ``monthly-backtest``: replay monthly retraining over past months and score it."""
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
-from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
 from core.errors import PipelineError
 from core.settings import Settings
@@ -33,26 +31,6 @@ class BacktestSummary:
     run_id: str
     message: str
     table: list[dict[str, object]] = field(default_factory=list)
-
-
-def make_task_runner(settings: Settings) -> TaskRunner[Any]:
-    """The Prefect task runner that ``--task-runner`` (and ``--dask-address``) ask for."""
-    if settings.task_runner == "process":
-        return ProcessPoolTaskRunner(max_workers=settings.workers)
-    if settings.task_runner == "dask":
-        from prefect_dask import DaskTaskRunner  # noqa: PLC0415 (dask is heavy to import)
-
-        if settings.dask_address:
-            return DaskTaskRunner(address=settings.dask_address)
-        return DaskTaskRunner(
-            cluster_kwargs={
-                "n_workers": settings.workers,
-                "threads_per_worker": 1,
-                "processes": True,
-                "dashboard_address": None,
-            }
-        )
-    return ThreadPoolTaskRunner(max_workers=settings.workers)
 
 
 @flow(name="monthly-backtest", flow_run_name="backtest-pending", log_prints=False)

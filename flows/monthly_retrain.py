@@ -1,27 +1,30 @@
 """Flow ``monthly-retrain``: download → validate → window → train/evaluate/forecast → DuckDB."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
 from core.errors import PipelineError, ValidationFailed
 from core.settings import Settings, mean_components
-from flows.common import new_run_id, rename_flow_run, untagged_task_runs
+from flows.common import make_task_runner, new_run_id, rename_flow_run, untagged_task_runs
 from tasks.data.ingest import fetch_prices
 from tasks.data.revisions import find_revisions_task
-from tasks.data.windows import make_windows_task, min_rows_needed, split_task
+from tasks.data.windows import Windows, make_windows_task, min_rows_needed, split_task
 from tasks.evaluation.evaluate import compare_models_task, evaluate_model, rank_evaluations
 from tasks.evaluation.forecast import band_forecasts, forecast_next
 from tasks.evaluation.rolling import (
     combine_rolling_task,
     make_rolling_paths,
+    origin_blocks,
     past_moves,
     plan_rolling_task,
     score_rolling_task,
 )
-from tasks.models.fit import fit_model_task
+from tasks.models.fit import FittedModel, fit_model_task
 from tasks.models.registry import is_combination
 from tasks.models.train import TrainedModel, combine_model
 from tasks.run.lifecycle import RunLifecycle, failure_message
@@ -59,6 +62,40 @@ def monthly_retrain(settings: Settings) -> RunSummary | State:
         return Failed(message=failure_message(exc))
 
 
+def fit_models(
+    settings: Settings,
+    windows: Windows,
+    split_at: int,
+    cuts: tuple[int, ...],
+    blocks: list[np.ndarray],
+    run: RunLifecycle,
+) -> dict[str, FittedModel]:
+    """Every model's fits, in run order (``mean`` combines them later and is not fitted).
+
+    Without ``--task-runner`` one after the other in this process; with one, all at once on
+    that runner (``--workers`` at a time), each in its own task run.
+    """
+    calls: dict[str, dict[str, Any]] = {
+        name: {
+            "name": name,
+            "windows": windows,
+            "split_at": split_at,
+            "cuts": cuts,
+            "blocks": blocks,
+            "settings": settings,
+            "artifact_dir": run.artifact_dir,
+            "position": f"{k}/{len(settings.models)}",
+        }
+        for k, name in enumerate(settings.models, start=1)
+        if not is_combination(name)
+    }
+    if settings.task_runner is None:
+        return {name: fit_model_task(**p) for name, p in calls.items()}
+    with make_task_runner(settings) as runner:
+        futures = {name: runner.submit(fit_model_task, p) for name, p in calls.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
 def _retrain(settings: Settings, run: RunLifecycle) -> RunSummary:
     logger = get_run_logger()
     fetched = fetch_prices(
@@ -77,15 +114,10 @@ def _retrain(settings: Settings, run: RunLifecycle) -> RunSummary:
     train, test = split_task(windows, settings.test_fraction)
     fits: dict[str, tuple[TrainedModel, TrainedModel]] = {}  # evaluation, forecast
     models, evaluations, forecasts, rolling = [], [], [], {}
-    for k, name in enumerate(settings.models, start=1):
-        if is_combination(name):  # mean: combines the fits below, once they exist
-            continue
-        position = f"{k}/{len(settings.models)}"
-        made = fit_model_task(
-            name, windows, len(train), plan.cuts, settings, run.artifact_dir, position
-        )
-        fits[name] = (made.evaluation, made.forecast)
-        rolling[name] = make_rolling_paths(name, windows, plan, made.origins)
+    made = fit_models(settings, windows, len(train), plan.cuts, origin_blocks(windows, plan), run)
+    for name, fitted_model in made.items():
+        fits[name] = (fitted_model.evaluation, fitted_model.forecast)
+        rolling[name] = make_rolling_paths(name, windows, plan, fitted_model.origin_paths)
     for name in settings.models:
         if is_combination(name):
             parts = mean_components(settings.models)

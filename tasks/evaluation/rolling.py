@@ -155,7 +155,15 @@ def rolling_frame(
         Rows ``model, origin_month, forecast_month, horizon, target_month, point, actual``
         (bands are added by ``calibrate_rolling``).
     """
-    paths = origins.paths(origin_blocks(windows, plan), plan.horizon)
+    return paths_frame(
+        model, windows, plan, origins.paths(origin_blocks(windows, plan), plan.horizon)
+    )
+
+
+def paths_frame(
+    model: str, windows: Windows, plan: RollingPlan, paths: list[np.ndarray]
+) -> pd.DataFrame:
+    """``rolling_frame``'s rows from each origin's paths, ``(n_k, H)`` on ``origin_blocks``."""
     frames = [_path_frame(model, windows, plan, k, p) for k, p in enumerate(paths)]
     return pd.concat(frames, ignore_index=True)
 
@@ -451,10 +459,10 @@ def plan_rolling_task(windows: Windows, settings: Settings) -> RollingPlan:
 
 @task(name="make_rolling_paths", task_run_name="rolling-paths-{name}", cache_policy=NO_CACHE)
 def make_rolling_paths(
-    name: str, windows: Windows, plan: RollingPlan, origins: OriginModels
+    name: str, windows: Windows, plan: RollingPlan, paths: list[np.ndarray]
 ) -> pd.DataFrame:
-    """One model's rolling forecasts from its fitted origins (``rolling_frame``)."""
-    frame = rolling_frame(name, windows, plan, origins)
+    """One model's rolling forecasts from its origins' paths on ``origin_blocks``."""
+    frame = paths_frame(name, windows, plan, paths)
     get_run_logger().info("%s: %d rolling forecasts", name, len(frame))
     return frame
 

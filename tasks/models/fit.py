@@ -223,17 +223,36 @@ def fit_every_role(
     )
 
 
+@dataclass(frozen=True)
+class FittedModel:
+    """What a run keeps of one model's fits: both ensembles and every origin's forecasts.
+
+    Plain data and plain Keras models only, so it crosses a task runner's process boundary
+    (the stacked network of the origins does not: its forecasts are made where it was fitted).
+    """
+
+    evaluation: TrainedModel
+    forecast: TrainedModel
+    origin_paths: list[np.ndarray]  # per origin, (n_k, H) forecasts of its own windows
+    seconds: float
+
+
 @task(name="fit_model", task_run_name="fit-{name}", cache_policy=NO_CACHE)
 def fit_model_task(
     name: str,
     windows: Windows,
     split_at: int,
     cuts: tuple[int, ...],
+    blocks: list[np.ndarray],
     settings: Settings,
     artifact_dir: Path | None,
     position: str,
-) -> ModelFits:
-    """Every fit a run makes of one model (one stacked fit for a network), with progress."""
+) -> FittedModel:
+    """Every fit a run makes of one model (one stacked fit for a network), with progress.
+
+    Each origin (``cuts``) then forecasts 1 … ``settings.horizon`` from each window of its
+    own ``blocks[k]``.
+    """
     logger = get_run_logger()
     epochs = settings.epochs
 
@@ -267,4 +286,5 @@ def fit_model_task(
         max(1, len(fits.evaluation.seeds)),
         fits.seconds,
     )
-    return fits
+    paths = fits.origins.paths(blocks, settings.horizon)
+    return FittedModel(fits.evaluation, fits.forecast, paths, fits.seconds)

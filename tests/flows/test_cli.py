@@ -366,6 +366,7 @@ SPOKEN = {  # defaults help states in words
     "evaluate_from": lambda d: d is None,
     "workers": lambda d: True,  # the machine's cores
     "dask_address": lambda d: d is None,
+    "task_runner": lambda d: d is None,  # the command's own: in turn for run, process for backtest
 }
 
 

@@ -489,3 +489,51 @@ def test_a_variant_runs_beside_its_base_and_is_tested_against_it(
     )
     assert Path(path).name == f"{variant}-forecast-seed42.keras"
     assert (warehouse.parent / path).is_file()
+
+
+def test_models_fitted_side_by_side_in_processes_match_the_run_in_turn(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    """``--task-runner process``: each model fitted in a worker process, same numbers."""
+    import os
+    import subprocess
+    import sys
+
+    url = http_server.serve("/p.csv", Route(body=to_csv_bytes(synthetic_prices(150, seed=8))))
+    options = {"models": "naive,drift,gru", "epochs": 2, "seeds": 2}
+    reference = tmp_path / "in_turn.duckdb"
+    state = monthly_retrain(settings(url, reference, **options), return_state=True)
+    assert state.is_completed(), state.message
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SP500_"))}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")  # a new user: no Prefect API set
+    side_by_side = tmp_path / "processes.duckdb"
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("sp500")),
+            *("run", "--source", url, "--warehouse", str(side_by_side)),
+            *("--models", "naive,drift,gru", "--epochs", "2", "--seeds", "2"),
+            *("--task-runner", "process", "--workers", "2"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for sql in (
+        "SELECT model, origin_month, forecast_month, horizon, point, lower_95, upper_95"
+        " FROM rolling_predictions ORDER BY ALL",
+        "SELECT model, month, predicted FROM predictions ORDER BY ALL",
+        "SELECT model, horizon, point, lower_95, upper_95 FROM forecasts ORDER BY ALL",
+        "SELECT horizon, model, best_model FROM rolling_champions ORDER BY horizon",
+    ):
+        ours, theirs = rows(side_by_side, sql), rows(reference, sql)
+        assert len(ours) == len(theirs) > 0, sql
+        for a, b in zip(ours, theirs, strict=True):
+            numbers = [i for i, v in enumerate(b) if isinstance(v, float)]
+            assert [v for i, v in enumerate(a) if i not in numbers] == [
+                v for i, v in enumerate(b) if i not in numbers
+            ], sql
+            assert [a[i] for i in numbers] == pytest.approx([b[i] for i in numbers], rel=1e-9)
