@@ -25,11 +25,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import duckdb
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import DATA, describe, where_ran, write_results
-from sp500_cli import clean_env, timed_sp500
+from sp500_cli import clean_env, rows_of, timed_sp500
 
 EXERCISE = "naive,lstm,conv1d_lstm,conv1d_lstm[filters=64,kernel_size=5]"
 MINMAX = "simple_rnn,gru,lstm,conv1d_lstm,naive"
@@ -60,14 +58,6 @@ FROM rolling_metrics AS m JOIN latest USING (run_id)
 WHERE m.horizon IN (1, 12)
 """
 CHAMPIONS_SQL = "SELECT horizon, model FROM champions WHERE horizon IN (1, 12) ORDER BY horizon"
-
-
-def rows_of(warehouse: Path, sql: str) -> list[dict[str, object]]:
-    """The rows of ``sql`` in ``warehouse`` as dicts."""
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        cursor = con.execute(sql)
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def run_into(warehouse: Path, data: Path, *options: str) -> float:

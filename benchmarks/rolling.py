@@ -29,20 +29,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import DATA, RESULTS, describe, where_ran, write_results
-from sp500_cli import clean_env, timed_sp500
+from sp500_cli import clean_env, rows_of, timed_sp500
 
 from tasks.evaluation.calibrate import coverage_intervals
-from warehouse.store import query
 
 SHOWN = (1, 3, 6, 12)
 NOMINAL = {"coverage_80": 0.80, "coverage_95": 0.95, "below_95": 0.025, "above_95": 0.025}
 LATEST = "(SELECT any_value(run_id) FROM champions)"
-
-
-def rows_of(warehouse: Path, sql: str) -> list[dict[str, object]]:
-    """The rows of ``sql`` as dicts."""
-    columns, rows = query(warehouse, sql)
-    return [dict(zip(columns, r, strict=True)) for r in rows]
 
 
 def shares(banded: list[dict[str, object]], model: str, horizon: int) -> dict[str, float]:

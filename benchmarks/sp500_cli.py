@@ -65,3 +65,11 @@ def bare_keras(data: Path, env: dict[str, str]) -> tuple[float, float, dict[str,
     out, wall, rss = measured([sys.executable, str(script), str(data)], env)
     result = json.loads(next(line for line in reversed(out.splitlines()) if line[:1] == "{"))
     return wall, rss, result
+
+
+def rows_of(warehouse: Path, sql: str) -> list[dict[str, object]]:
+    """The rows of ``sql`` in the warehouse a run left, as dicts (read-only)."""
+    from warehouse.store import query  # only the scripts that read a warehouse need DuckDB
+
+    columns, rows = query(warehouse, sql)
+    return [dict(zip(columns, r, strict=True)) for r in rows]

@@ -75,17 +75,16 @@ def fit_models(
     Without ``--task-runner`` one after the other in this process; with one, all at once on
     that runner (``--workers`` at a time), each in its own task run.
     """
-    calls: dict[str, dict[str, Any]] = {
-        name: {
-            "name": name,
-            "windows": windows,
-            "split_at": split_at,
-            "cuts": cuts,
-            "blocks": blocks,
-            "settings": settings,
-            "artifact_dir": run.artifact_dir,
-            "position": f"{k}/{len(settings.models)}",
-        }
+    shared: dict[str, Any] = {
+        "windows": windows,
+        "split_at": split_at,
+        "cuts": cuts,
+        "blocks": blocks,
+        "settings": settings,
+        "artifact_dir": run.artifact_dir,
+    }
+    calls = {
+        name: {"name": name, "position": f"{k}/{len(settings.models)}", **shared}
         for k, name in enumerate(settings.models, start=1)
         if not is_combination(name)
     }
