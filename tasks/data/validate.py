@@ -34,7 +34,8 @@ def summarize_failures(failures: pd.DataFrame) -> str:
             group["row_index"].head(EXAMPLES_PER_CHECK),
             strict=True,
         ):
-            examples.append(f"{case!s}" + ("" if pd.isna(row) else f" (row {int(row)})"))
+            shown = str(case).replace("\r", "\\r").replace("\n", "\\n")  # one line
+            examples.append(shown + ("" if pd.isna(row) else f" (row {int(row)})"))
         description = CHECK_DESCRIPTIONS.get(str(check), str(check))
         parts.append(f"{check} [{description}]: {len(group)} failing, e.g. {', '.join(examples)}")
     return f"validation failed ({len(parts)} check(s)): " + "; ".join(parts)

@@ -136,3 +136,13 @@ def test_unreadable_tables(body: bytes, check: str) -> None:
     with pytest.raises(ValidationFailed) as info:
         parse_prices(body, 30)
     assert set(info.value.failures["check_name"]) == {check}
+
+
+@pytest.mark.parametrize("value", ['"0\n0"', '"2001-01-01\r\nx"'])
+def test_a_value_with_a_line_break_stays_on_the_one_line(value: str) -> None:
+    body = f"date,close\n{value},1.0\n".encode()
+    with pytest.raises(ValidationFailed) as caught:
+        parse_prices(body, 1)
+    message = str(caught.value)
+    assert "\n" not in message and "\r" not in message
+    assert "date_parses" in message and "\\n" in message
