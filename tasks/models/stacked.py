@@ -4,7 +4,9 @@ Every weight of the registry's network gets a leading member axis. Member g of t
 model computes exactly what the registry network computes with weights ``w[g]`` (same layers,
 gate equations, activations and causal padding), and members never mix: each member's
 outputs depend only on its own weights and inputs, and each member's loss only on its own
-samples. So one ``fit`` trains G networks for roughly the fixed cost of one.
+samples. So one ``fit`` trains G networks for roughly the fixed cost of one. Members with
+fewer steps per epoch share a slot of the network one after another (``SlotSchedule``), so
+no member computes a step without samples of its own.
 
 Inside the model, tensors are member-major, ``(G, batch, ...)``, so every product is a
 batched ``matmul`` over the member axis. Only Keras 3 ops are used (backend-neutral).
@@ -16,6 +18,7 @@ network under its seed; exporting a member is the reverse, so saved files stay p
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -429,15 +432,15 @@ def check_finite(fit: StackedFit) -> None:
 
 
 class MemberAdam(keras.optimizers.Adam):
-    """Adam with a step count per member, that leaves a member alone on steps without its samples.
+    """Adam with a step count per slot, that leaves a slot alone on steps without samples.
 
-    In a stacked fit of members with different numbers of samples, each step gives every
-    member a batch of its own (``MemberBatches``); a member whose batches ran out for the
-    epoch gets none, so its part of every gradient is exactly zero (the masked loss adds
-    nothing for it). Plain Adam would still move it (its momentum) and count the step in
-    its bias correction. Here such a member's weights, moments and step count stay as they
-    are, so each member takes the steps a separate fit of its own samples would take, with
-    Adam's arithmetic unchanged: a member active on every step follows plain Adam exactly.
+    In a stacked fit of members with different numbers of samples, each slot trains its
+    members one after another (``SlotSchedule``); a slot whose members are all done gets no
+    rows, so its part of every gradient is exactly zero (the masked loss adds nothing for
+    it). Plain Adam would still move it (its momentum) and count the step in its bias
+    correction; here its weights, moments and step count stay as they are. When a slot's
+    next member starts, ``restart`` zeroes the slot's moments and step count, so each member
+    follows plain Adam's arithmetic on its own steps, as a separate fit of its samples would.
     """
 
     def __init__(self, members: int, **kwargs: object) -> None:
@@ -466,6 +469,13 @@ class MemberAdam(keras.optimizers.Adam):
         self._active = active
         super().apply(grads, trainable_variables)
 
+    def restart(self, members: Sequence[int]) -> None:
+        """Start ``members`` afresh: zero moments and step count (a new member takes the slot)."""
+        for variable in [*self._momentums, *self._velocities, self._member_steps]:
+            value = keras.ops.convert_to_numpy(variable)
+            value[list(members)] = 0.0
+            variable.assign(value)
+
     def update_step(self, gradient: Tensor, variable: Tensor, learning_rate: Tensor) -> None:
         """Adam's update per member, with the member's own step in the bias correction."""
         dtype = variable.dtype
@@ -489,39 +499,114 @@ class MemberAdam(keras.optimizers.Adam):
         )
 
 
-class MemberBatches:
-    """Each epoch's batches, in which every member gets its own samples, reshuffled each epoch.
+def plan_slots(steps: Sequence[int], pack: bool = True) -> list[list[int]]:
+    """Members per slot of a stacked network: a slot trains its members one after another.
 
-    Step k of an epoch gives member g samples ``perm_g[kB : (k + 1)B]`` of its own ``[0,
-    samples_g)``, so it sees full batches and ``ceil(samples_g / B)`` steps per epoch, as a
-    separate fit of its samples would; the epoch has as many steps as the largest member
-    needs, and a member whose batches ran out gets zero rows (weight 0) for the rest.
+    ``steps[g]`` is member g's steps per epoch. A slot holds members whose steps add up to
+    at most the largest member's, so the fit takes as many steps as that member's fit and a
+    slot computes a member's step on every step, until its members are done (first fit
+    decreasing; members in a slot come largest first). ``pack=False`` gives every member a
+    slot of its own (the members with fewer steps then idle at the end of each epoch).
+    """
+    capacity = max(steps)
+    order = sorted(range(len(steps)), key=lambda g: -steps[g])  # stable
+    slots: list[list[int]] = []
+    room: list[int] = []
+    for g in order:
+        j = next((j for j, free in enumerate(room) if pack and steps[g] <= free), None)
+        if j is None:
+            slots.append([g])
+            room.append(capacity - steps[g])
+        else:
+            slots[j].append(g)
+            room[j] -= steps[g]
+    return slots
+
+
+class SlotSchedule:
+    """Every step of a stacked fit: which member each slot trains, on which rows of its own.
+
+    Member g trains ``epochs * steps_g`` steps, ``steps_g = ceil(samples_g / B)`` per epoch,
+    each epoch on a new permutation of its own samples ``[0, samples_g)`` in batches of B:
+    the steps a separate fit of its samples takes. Slot j runs its members (``plan_slots``)
+    one after another: member g on fit steps ``[start_g, start_g + epochs * steps_g)``. Only
+    a slot whose members are all done computes rows of no member (weight 0); no member ever
+    computes a step without samples of its own. The permutations are drawn epoch by epoch
+    in the members' order, so packing does not change any member's batches.
     """
 
     def __init__(
-        self,
-        inputs: np.ndarray,
-        targets: np.ndarray,
-        samples: Sequence[int],
-        batch_size: int,
-        seed: int,
+        self, samples: Sequence[int], batch_size: int, epochs: int, seed: int, pack: bool = True
     ) -> None:
-        """``inputs`` / ``targets`` as ``training_arrays`` returns them."""
-        self.inputs, self.targets, self.samples = inputs, targets, list(samples)
-        self.rows = batches_per_epoch(max(self.samples), batch_size) * batch_size
-        self.rng = np.random.default_rng(seed)
-        self.members = np.arange(len(self.samples))
+        """One schedule for members with ``samples``, batches of ``batch_size``."""
+        self.samples, self.batch_size, self.epochs = list(samples), batch_size, epochs
+        self.steps = [batches_per_epoch(n, batch_size) for n in self.samples]
+        self.steps_per_epoch = max(self.steps)  # of the fit: the largest member's
+        self.length = epochs * self.steps_per_epoch
+        self.slots = plan_slots(self.steps, pack)
+        self.slot_of, self.start = {}, {}
+        for j, slot in enumerate(self.slots):
+            begin = 0
+            for g in slot:
+                self.slot_of[g], self.start[g] = j, begin
+                begin += epochs * self.steps[g]
+        rng = np.random.default_rng(seed)
+        # perms[g][e]: member g's rows in epoch e, padded with -1 to steps_g * B
+        self.perms = [[np.full(s * batch_size, -1) for _ in range(epochs)] for s in self.steps]
+        for e in range(epochs):
+            for g, n in enumerate(self.samples):
+                self.perms[g][e][:n] = rng.permutation(n)
 
-    def epoch(self) -> tuple[np.ndarray, np.ndarray]:
-        """The next epoch's inputs ``(steps * B, G, w, 1)`` and targets, in step order."""
-        order = np.full((self.rows, len(self.samples)), -1)
-        for g, n in enumerate(self.samples):
-            order[:n, g] = self.rng.permutation(n)
-        empty = order < 0
-        x = self.inputs[np.maximum(order, 0), self.members]
-        y = self.targets[np.maximum(order, 0), self.members]
-        x[empty], y[empty] = 0.0, 0.0
-        return x, y
+    def boundaries(self) -> list[int]:
+        """Fit steps at which a fit call starts: each epoch of the fit, each change of member."""
+        cuts = set(range(0, self.length, self.steps_per_epoch))
+        cuts.update(self.start[g] for g in self.start)
+        return sorted(c for c in cuts if c < self.length)
+
+    def starting(self, t: int) -> list[int]:
+        """The members whose training starts at fit step ``t``."""
+        return [g for g in self.start if self.start[g] == t]
+
+    def rows(self, t0: int, t1: int) -> np.ndarray:
+        """Row indices ``((t1 - t0) * B, slots)`` for fit steps ``[t0, t1)``, and the member.
+
+        Returns an int array ``(2, (t1 - t0) * B, slots)``: each row's sample index in its
+        member's data (-1: no sample) and the member (-1: none).
+        """
+        b = self.batch_size
+        out = np.full((2, (t1 - t0) * b, len(self.slots)), -1)
+        for g, steps in enumerate(self.steps):
+            j = self.slot_of[g]
+            for e in range(self.epochs):
+                first = self.start[g] + e * steps  # fit step of this epoch's first batch
+                lo, hi = max(first, t0), min(first + steps, t1)
+                if lo >= hi:
+                    continue
+                own = self.perms[g][e][(lo - first) * b : (hi - first) * b]
+                out[0, (lo - t0) * b : (hi - t0) * b, j] = own
+                out[1, (lo - t0) * b : (hi - t0) * b, j] = np.where(own >= 0, g, -1)
+        return out
+
+
+def _slot_arrays(
+    inputs: np.ndarray, targets: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and targets per slot from ``SlotSchedule.rows`` (zero where no member has a row)."""
+    sample, member = rows
+    empty = member < 0
+    x = inputs[np.maximum(sample, 0), np.maximum(member, 0)]
+    y = targets[np.maximum(sample, 0), np.maximum(member, 0)]
+    x[empty], y[empty] = 0.0, 0.0
+    return x, y
+
+
+def _load_slots(network: StackedNetwork, slots: dict[int, list[np.ndarray]]) -> None:
+    """Set slot j's weights to ``slots[j]`` (registry order) for every j given."""
+    weights = network.get_weights()
+    for j, member in slots.items():
+        for w, value in zip(weights, member, strict=True):
+            w[j] = value
+    network.set_weights(weights)
 
 
 def fit_stacked(
@@ -533,14 +618,17 @@ def fit_stacked(
     epochs: int,
     batch_size: int,
     report: Callable[[int, float], None] | None = None,
+    pack: bool = True,
 ) -> StackedFit:
-    """Fit G members of one network in one Keras ``fit``, each on its own samples.
+    """Fit G members of one network in one stacked Keras model, each on its own samples.
 
     Members that share their samples share their batches (Keras's shuffle, plain Adam:
-    exactly a plain Keras fit when G = 1). Members with different numbers of samples each
-    get batches of their own (``MemberBatches``, one ``fit`` call per epoch) and take the
-    steps a separate fit of their samples would take (``MemberAdam``), each scaled by its
-    own scaler.
+    exactly a plain Keras fit when G = 1). Members with different numbers of samples take
+    the steps a separate fit of their samples would take, on batches of their own, each
+    scaled by its own scaler (``SlotSchedule``, ``MemberAdam``); members with few steps per
+    epoch share a slot of the network one after another, so no member computes a step
+    without samples (``pack=False``: a slot each, for comparison). With more than one slot
+    the step is compiled by XLA.
 
     Raises:
         PipelineError: a member's loss became NaN (names the model and the member).
@@ -551,39 +639,93 @@ def fit_stacked(
     X, targets = training_arrays(fit, windows)
     keras.utils.set_random_seed(members[0].seed)  # the batch order
     sizes = [m.samples for m in members]
-    shared = len(set(sizes)) == 1
-    # One compiled call runs a whole epoch: the same batches and updates as one call per
-    # batch, without the Python round trip between steps.
-    fit.network.compile(
-        optimizer=keras.optimizers.Adam() if shared else MemberAdam(len(members)),
-        loss=masked_member_loss,
-        steps_per_execution=batches_per_epoch(len(X), batch_size),
-    )
-    callbacks = [_EpochReport(report, epochs, len(members))] if report else []
-    if shared:
-        fit.network.fit(
-            X,
-            targets,
-            epochs=epochs,
-            batch_size=batch_size,
-            shuffle=True,
-            verbose=0,
-            callbacks=callbacks,
-        )
+    if len(set(sizes)) == 1:
+        _fit_shared(fit, X, targets, epochs, batch_size, report)
     else:
-        batches = MemberBatches(X, targets, sizes, batch_size, members[0].seed)
-        for epoch in range(epochs):  # one call per epoch: its batches are built for it
-            x, y = batches.epoch()
-            fit.network.fit(
-                x,
-                y,
-                batch_size=batch_size,
-                shuffle=False,
-                initial_epoch=epoch,
-                epochs=epoch + 1,
-                verbose=0,
-                callbacks=callbacks,
-            )
+        _fit_slots(
+            fit, X, targets, SlotSchedule(sizes, batch_size, epochs, members[0].seed, pack), report
+        )
     fit.train_seconds = time.perf_counter() - started
     check_finite(fit)
     return fit
+
+
+def _fit_shared(
+    fit: StackedFit,
+    X: np.ndarray,
+    targets: np.ndarray,
+    epochs: int,
+    batch_size: int,
+    report: Callable[[int, float], None] | None,
+) -> None:
+    """Members with the same samples: Keras's own shuffled batches, one compiled call an epoch."""
+    fit.network.compile(
+        optimizer=keras.optimizers.Adam(),
+        loss=masked_member_loss,
+        steps_per_execution=batches_per_epoch(len(X), batch_size),
+        jit_compile=len(fit.members) > 1,
+    )
+    callbacks = [_EpochReport(report, epochs, len(fit.members))] if report else []
+    fit.network.fit(
+        X,
+        targets,
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
+    )
+
+
+def _fit_slots(
+    fit: StackedFit,
+    X: np.ndarray,
+    targets: np.ndarray,
+    schedule: SlotSchedule,
+    report: Callable[[int, float], None] | None,
+) -> None:
+    """Members with their own batches, packed into slots; ``fit.network`` gets every member."""
+    slots = len(schedule.slots)
+    initial = [fit.member_weights(g) for g in range(len(fit.members))]
+    template = fit.builder(fit.window, fit.members[0].seed)
+    network = stack_template(template, slots)
+    optimizer = MemberAdam(slots)
+    network.compile(
+        optimizer=optimizer,
+        loss=masked_member_loss,
+        steps_per_execution=schedule.steps_per_epoch,
+        jit_compile=slots > 1,
+    )
+    final: dict[int, list[np.ndarray]] = {}
+    occupant: dict[int, int] = {}
+    bounds = [*schedule.boundaries(), schedule.length]
+    every = max(1, schedule.epochs // 6)
+    for t0, t1 in itertools.pairwise(bounds):
+        starting = schedule.starting(t0)
+        if starting:
+            weights = network.get_weights()
+            for g in starting:  # the slot's previous member is done: keep its weights
+                j = schedule.slot_of[g]
+                if j in occupant:
+                    final[occupant[j]] = [w[j].copy() for w in weights]
+                occupant[j] = g
+            _load_slots(network, {schedule.slot_of[g]: initial[g] for g in starting})
+            if optimizer.built:
+                optimizer.restart([schedule.slot_of[g] for g in starting])
+        x, y = _slot_arrays(X, targets, schedule.rows(t0, t1))
+        history = network.fit(
+            x, y, batch_size=schedule.batch_size, shuffle=False, epochs=1, verbose=0
+        )
+        epoch = t1 // schedule.steps_per_epoch
+        if (
+            report
+            and t1 % schedule.steps_per_epoch == 0
+            and (epoch % every == 0 or t1 == schedule.length)
+        ):
+            report(epoch, float(history.history["loss"][-1]) / slots)
+    weights = network.get_weights()
+    for j, g in occupant.items():
+        final[g] = [w[j].copy() for w in weights]
+    fit.network.set_weights(
+        [np.stack(ws) for ws in zip(*(final[g] for g in range(len(fit.members))), strict=True)]
+    )

@@ -11,11 +11,12 @@ from tasks.models.registry import KERAS_BUILDERS, model_spec
 from tasks.models.stacked import (
     Member,
     MemberAdam,
-    MemberBatches,
+    SlotSchedule,
     batches_per_epoch,
     build_stacked,
     check_finite,
     fit_stacked,
+    plan_slots,
     stack_template,
     training_arrays,
 )
@@ -129,7 +130,6 @@ def test_a_member_trains_as_a_separate_fit_on_its_own_samples(name: str, float64
     cuts, seeds = [25, 40, 57], [4, 5, 6]
     members = members_of(windows, cuts, seeds)
     stacked = fit_stacked(name, KERAS_BUILDERS[name], windows, members, epochs=3, batch_size=64)
-    assert stacked.network.steps_per_execution == 1
     for g, member in enumerate(members):
         alone = fit_stacked(
             name,
@@ -207,24 +207,79 @@ def test_a_variant_stacks_and_exports_like_its_base(float64: None) -> None:
         np.testing.assert_allclose(stacked[:, g], single, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("steps", "pack", "expected"),
+    [
+        ([3, 2, 1], True, [[0], [1, 2]]),
+        ([3, 2, 1], False, [[0], [1], [2]]),
+        ([1, 3, 1, 1, 2], True, [[1], [4, 0], [2, 3]]),  # largest first, stable among equals
+        ([29, 23, 10, 19, 6], True, [[0], [1, 4], [3, 2]]),
+        ([5, 5, 5], True, [[0], [1], [2]]),  # equal members cannot share
+    ],
+)
 @pytest.mark.unit
-def test_every_member_gets_full_batches_of_its_own_samples_each_epoch() -> None:
-    n, g = 10, 3
-    inputs = np.arange(n * g, dtype=float).reshape(n, g, 1, 1) + 1.0
-    targets = np.stack([inputs[..., 0, 0], np.ones((n, g))], axis=-1)
-    batches = MemberBatches(inputs, targets, [10, 7, 3], batch_size=4, seed=1)
-    first, _ = batches.epoch()
-    second, weights = batches.epoch()
-    assert first.shape == (12, 3, 1, 1)  # ceil(10 / 4) = 3 steps of 4 rows
-    for member, samples in enumerate([10, 7, 3]):
-        own = sorted(inputs[:samples, member, 0, 0])
-        for epoch in (first, second):  # each epoch: its own samples, once, first
-            assert sorted(epoch[:samples, member, 0, 0]) == own
-            assert not epoch[samples:, member].any()
-        assert weights[:samples, member, 1].all() and not weights[samples:, member, 1].any()
-    assert not np.array_equal(first, second)  # reshuffled
-    again = MemberBatches(inputs, targets, [10, 7, 3], batch_size=4, seed=1).epoch()[0]
-    np.testing.assert_array_equal(again, first)  # the seed fixes the order
+def test_members_with_few_steps_share_a_slot(steps, pack, expected) -> None:
+    slots = plan_slots(steps, pack)
+    assert slots == expected
+    assert sorted(g for slot in slots for g in slot) == list(range(len(steps)))
+    assert all(sum(steps[g] for g in slot) <= max(steps) for slot in slots)
+
+
+@pytest.mark.unit
+def test_no_member_computes_a_step_without_samples_of_its_own() -> None:
+    """Count the rows each member computes: its own samples, once an epoch, on its own steps."""
+    samples, batch, epochs = [10, 7, 3, 6], 4, 3
+    schedule = SlotSchedule(samples, batch, epochs, seed=1)
+    assert schedule.slots == [[0], [1, 2], [3]]  # 3, 2, 1 and 2 steps; 7's and 3's share
+    rows = schedule.rows(0, schedule.length)
+    sample, member = rows.reshape(2, schedule.length, batch, -1)  # (step, row, slot)
+    for g, n in enumerate(samples):
+        mine = member == g
+        steps_with_rows = mine.any(axis=1)  # (step, slot)
+        assert steps_with_rows.sum() == epochs * schedule.steps[g]  # a separate fit's steps
+        assert (mine.sum(axis=1)[steps_with_rows] > 0).all()  # never a step without a row
+        own = sample[mine].reshape(epochs, n)  # in step order: epoch after epoch
+        for e in range(epochs):
+            assert sorted(own[e]) == list(range(n))  # its own samples, once an epoch
+    assert not ((member >= 0) & (sample < 0)).any()
+    # packing moves members between slots, not their batches
+    alone = SlotSchedule(samples, batch, epochs, seed=1, pack=False)
+    for g in range(len(samples)):
+        for e in range(epochs):
+            np.testing.assert_array_equal(alone.perms[g][e], schedule.perms[g][e])
+    assert not np.array_equal(schedule.perms[0][0], schedule.perms[0][1])  # reshuffled
+    again = SlotSchedule(samples, batch, epochs, seed=1)
+    np.testing.assert_array_equal(again.rows(0, schedule.length), rows)  # the seed fixes it
+
+
+@pytest.mark.unit
+def test_fit_calls_start_at_each_epoch_and_each_change_of_member() -> None:
+    schedule = SlotSchedule([10, 7, 3], 4, epochs=2, seed=0)  # steps 3, 2, 1: [[0], [1, 2]]
+    assert schedule.length == 6
+    assert schedule.boundaries() == [0, 3, 4]  # member 2 starts after member 1's 2 x 2 steps
+    assert schedule.starting(4) == [2]
+
+
+@pytest.mark.slow
+def test_members_packed_into_slots_train_as_with_a_slot_each(float64: None) -> None:
+    """Members of unequal sizes end with the same weights whether they share a slot or not."""
+    windows = series_windows()
+    members = members_of(windows, [57, 25, 30, 12], [4, 5, 6, 7])  # 8, 4, 4 and 2 steps of 8
+    fits = {
+        pack: fit_stacked(
+            "lstm", KERAS_BUILDERS["lstm"], windows, members, epochs=3, batch_size=8, pack=pack
+        )
+        for pack in (True, False)
+    }
+    assert SlotSchedule([m.samples for m in members], 8, 3, 4).slots == [[0], [1, 2], [3]]
+    for g in range(len(members)):
+        packed, alone = fits[True].member_weights(g), fits[False].member_weights(g)
+        for ours, theirs in zip(packed, alone, strict=True):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
+    start = fits[True].member_weights(2)[0]
+    assert not np.allclose(
+        start, build_stacked("lstm", KERAS_BUILDERS["lstm"], 12, members[2:3]).member_weights(0)[0]
+    )  # it trained
 
 
 @pytest.mark.unit
