@@ -69,6 +69,7 @@ bench: install
 	$(BIN)/python benchmarks/compare_commits.py --base c60e6e4 --models default --repeat 2
 	$(BIN)/python benchmarks/early_member.py
 	$(BIN)/python benchmarks/stacking.py
+	$(BIN)/python benchmarks/profile_step.py
 	$(BIN)/python benchmarks/backtest.py --seeds 42
 	$(BIN)/python benchmarks/startup.py --pip
 

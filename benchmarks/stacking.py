@@ -58,6 +58,26 @@ def separate_fit(name: str, windows: Windows, origin: int, epochs: int, seed: in
     return time.perf_counter() - started
 
 
+def step_flops(name: str, window: int = 12, batch: int = 32) -> float:
+    """Matrix-product FLOPs of one member's training step: the forward pass's, times 3.
+
+    The backward pass of a product costs two products of its size; elementwise work (gates,
+    activations, Adam) is left out, so this undercounts what the machine does.
+    """
+    forward = 0.0
+    for layer in KERAS_BUILDERS[name](window, 0).layers[1:]:  # after the input layer
+        config, inputs = layer.get_config(), layer.input.shape[-1]
+        gates = {"SimpleRNN": 1, "GRU": 3, "LSTM": 4}.get(type(layer).__name__)
+        if gates is not None:
+            units = config["units"]
+            forward += 2 * batch * window * (inputs + units) * gates * units
+        elif isinstance(layer, keras.layers.Conv1D):
+            forward += 2 * batch * window * config["kernel_size"][0] * inputs * config["filters"]
+        elif isinstance(layer, keras.layers.Dense):
+            forward += 2 * batch * inputs * config["units"]
+    return 3 * forward
+
+
 def stacked_fit(name: str, windows: Windows, members: int, epochs: int, seed: int) -> float:
     """Seconds of one stacked fit of the last ``members`` origins."""
     n = len(windows)
@@ -92,6 +112,7 @@ def main() -> None:
         per_fit = statistics.median(separate)
         for g in sizes:
             wall = stacked_fit(name, windows, g, args.epochs, args.seed)
+            steps = sum(batches_per_epoch(i, 32) for i in range(n - g, n)) * args.epochs
             rows.append(
                 {
                     "model": name,
@@ -101,6 +122,7 @@ def main() -> None:
                     "separate_seconds_per_fit": per_fit,
                     "separate_fits_timed": separate,
                     "speedup": g * per_fit / wall,
+                    "gflop_per_second": steps * step_flops(name) / wall / 1e9,
                 }
             )
             print(f"{name} G={g}: {wall:.1f} s stacked, {g * per_fit:.1f} s separate", flush=True)
@@ -112,16 +134,18 @@ def main() -> None:
     lines = [
         f"Stacked fits against separate fits, {args.epochs} epochs, batch 32, the last G backtest"
         f" origins of the real data, one process ({describe(meta)}). Separate: G x the median of"
-        f" {args.separate} timed plain Keras fits.",
+        f" {args.separate} timed plain Keras fits. GFLOP/s: the members' matrix products"
+        " (forward and backward) per second of the stacked fit, build and compile included.",
         "",
-        "| model | G | stacked s | s per member | separate s (G fits) | speed-up |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| model | G | stacked s | s per member | separate s (G fits) | speed-up | GFLOP/s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['members']} | {r['stacked_seconds']:.1f}"
             f" | {r['seconds_per_member']:.2f}"
-            f" | {r['members'] * r['separate_seconds_per_fit']:.1f} | {r['speedup']:.1f}x |"
+            f" | {r['members'] * r['separate_seconds_per_fit']:.1f} | {r['speedup']:.1f}x"
+            f" | {r['gflop_per_second']:.1f} |"
         )
     (RESULTS / "stacking.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
