@@ -355,6 +355,20 @@ class StackedFit:
         return model
 
 
+XLA_MIN_SLOT_STEPS = 20_000
+"""A fit's step is compiled by XLA from this many slot-steps (slots x steps of the fit) on.
+
+XLA fuses a stacked step's many small ops, about 0.65-0.8x the milliseconds per step on 2
+cores, but its compile takes about 2 s (``benchmarks/results/profile_step.md``): the run's
+fits (about 85,000 slot-steps per network) gain, a test's tiny fit would only pay.
+"""
+
+
+def compile_with_xla(slots: int, steps: int) -> bool:
+    """Whether a fit of ``slots`` slots and ``steps`` steps is worth XLA's compile."""
+    return slots > 1 and slots * steps >= XLA_MIN_SLOT_STEPS
+
+
 def batches_per_epoch(n_samples: int, batch_size: int) -> int:
     """Number of training batches in one epoch of ``n_samples`` (the last one may be short)."""
     return max(1, math.ceil(n_samples / batch_size))
@@ -627,8 +641,8 @@ def fit_stacked(
     the steps a separate fit of their samples would take, on batches of their own, each
     scaled by its own scaler (``SlotSchedule``, ``MemberAdam``); members with few steps per
     epoch share a slot of the network one after another, so no member computes a step
-    without samples (``pack=False``: a slot each, for comparison). With more than one slot
-    the step is compiled by XLA.
+    without samples (``pack=False``: a slot each, for comparison). A large fit's step is
+    compiled by XLA (``compile_with_xla``).
 
     Raises:
         PipelineError: a member's loss became NaN (names the model and the member).
@@ -663,7 +677,9 @@ def _fit_shared(
         optimizer=keras.optimizers.Adam(),
         loss=masked_member_loss,
         steps_per_execution=batches_per_epoch(len(X), batch_size),
-        jit_compile=len(fit.members) > 1,
+        jit_compile=compile_with_xla(
+            len(fit.members), epochs * batches_per_epoch(len(X), batch_size)
+        ),
     )
     callbacks = [_EpochReport(report, epochs, len(fit.members))] if report else []
     fit.network.fit(
@@ -694,7 +710,7 @@ def _fit_slots(
         optimizer=optimizer,
         loss=masked_member_loss,
         steps_per_execution=schedule.steps_per_epoch,
-        jit_compile=slots > 1,
+        jit_compile=compile_with_xla(slots, schedule.length),
     )
     final: dict[int, list[np.ndarray]] = {}
     occupant: dict[int, int] = {}

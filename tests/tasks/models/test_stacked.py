@@ -15,6 +15,7 @@ from tasks.models.stacked import (
     batches_per_epoch,
     build_stacked,
     check_finite,
+    compile_with_xla,
     fit_stacked,
     plan_slots,
     stack_template,
@@ -250,6 +251,16 @@ def test_no_member_computes_a_step_without_samples_of_its_own() -> None:
     assert not np.array_equal(schedule.perms[0][0], schedule.perms[0][1])  # reshuffled
     again = SlotSchedule(samples, batch, epochs, seed=1)
     np.testing.assert_array_equal(again.rows(0, schedule.length), rows)  # the seed fixes it
+
+
+@pytest.mark.parametrize(
+    ("slots", "steps", "expected"),
+    [(49, 60 * 29, True), (300, 60 * 29, True), (1, 10**6, False), (4, 3 * 8, False)],
+)
+@pytest.mark.unit
+def test_only_a_large_fit_pays_for_xla(slots: int, steps: int, expected: bool) -> None:
+    """The run's fits (49 slots, 60 epochs of 29 steps) compile; one member or a test's don't."""
+    assert compile_with_xla(slots, steps) is expected
 
 
 @pytest.mark.unit
