@@ -358,9 +358,9 @@ class StackedFit:
 XLA_MIN_SLOT_STEPS = 20_000
 """A fit's step is compiled by XLA from this many slot-steps (slots x steps of the fit) on.
 
-XLA fuses a stacked step's many small ops, about 0.65-0.8x the milliseconds per step on 2
-cores, but its compile takes about 2 s (``benchmarks/results/profile_step.md``): the run's
-fits (about 85,000 slot-steps per network) gain, a test's tiny fit would only pay.
+XLA fuses a stacked step's many small ops, 0.57-0.83x the milliseconds per step on 2
+cores, but its compile adds 1-3 s (``benchmarks/results/profile_step.md``): the run's fits
+(about 85,000 slot-steps per network) gain, a test's tiny fit would only pay.
 """
 
 
