@@ -78,8 +78,11 @@ def test_every_member_exports_to_the_registry_network(name: str, float64: None) 
 @pytest.mark.parametrize("name", sorted(KERAS_BUILDERS))
 def test_each_member_starts_from_the_registry_networks_seeded_initialisation(name) -> None:
     windows = series_windows()
-    fit = build_stacked(name, KERAS_BUILDERS[name], 12, members_of(windows, [30, 40], [42, 7]))
-    for g, seed in enumerate([42, 7]):
+    seeds = [42, 7, 42, 7]  # members of one seed share its registry network's weights
+    fit = build_stacked(
+        name, KERAS_BUILDERS[name], 12, members_of(windows, [30, 40, 35, 25], seeds)
+    )
+    for g, seed in enumerate(seeds):
         expected = KERAS_BUILDERS[name](12, seed).get_weights()
         for ours, theirs in zip(fit.member_weights(g), expected, strict=True):
             np.testing.assert_array_equal(ours, theirs)
