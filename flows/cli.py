@@ -562,10 +562,8 @@ def backtest(
 
     _install_log_filter()
     flow = monthly_backtest.with_options(task_runner=make_task_runner(settings))
-    with (
-        _api_for_workers(settings.task_runner),
-        tags("sp500", "backtest", f"runner:{settings.task_runner}"),
-    ):
+    runner = settings.task_runner or "process"  # the backtest's default (make_task_runner)
+    with _api_for_workers(runner), tags("sp500", "backtest", f"runner:{runner}"):
         state = flow(settings, return_state=True)
     if not state.is_completed():
         raise _fail(state.message or f"flow run ended in state {state.name}")
