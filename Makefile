@@ -71,6 +71,7 @@ bench: install
 	$(BIN)/python benchmarks/stacking.py
 	$(BIN)/python benchmarks/profile_step.py
 	$(BIN)/python benchmarks/backtest.py --seeds 42
+	$(BIN)/python benchmarks/stacked_vs_separate.py
 	$(BIN)/python benchmarks/startup.py --pip
 
 clean:

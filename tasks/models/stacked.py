@@ -173,8 +173,8 @@ class StackedGRU(_StackedRecurrent):
     def step(self, x_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:  # noqa: D102
         h, u = state[0], self.units
         inner = _matmul(h, self.recurrent_kernel) + self.bias[:, 1, None, :]
-        # both gates by one activation over their 2u columns: under XLA 0.55-0.75x the time
-        # per step of splitting x_t and inner into three each (benchmarks/profile_step.md)
+        # both gates by one activation over their 2u columns: under XLA about 0.55-0.75x the
+        # time per step of splitting x_t and inner into three each (docs/stacking.md)
         gates = self.recurrent_activation(x_t[..., : 2 * u] + inner[..., : 2 * u])
         z, r = gates[..., :u], gates[..., u:]
         candidate = self.activation(x_t[..., 2 * u :] + r * inner[..., 2 * u :])
