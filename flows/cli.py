@@ -557,12 +557,12 @@ def backtest(
     _loading()
     from prefect import tags  # noqa: PLC0415
 
-    from flows.common import make_task_runner  # noqa: PLC0415
+    from flows.common import make_task_runner, runner_name  # noqa: PLC0415
     from flows.monthly_backtest import BacktestSummary, monthly_backtest  # noqa: PLC0415
 
     _install_log_filter()
     flow = monthly_backtest.with_options(task_runner=make_task_runner(settings))
-    runner = settings.task_runner or "process"  # the backtest's default (make_task_runner)
+    runner = runner_name(settings)
     with _api_for_workers(runner), tags("sp500", "backtest", f"runner:{runner}"):
         state = flow(settings, return_state=True)
     if not state.is_completed():

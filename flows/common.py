@@ -40,12 +40,17 @@ def untagged_task_runs() -> Iterator[None]:
         yield
 
 
+def runner_name(settings: Settings) -> str:
+    """The task runner ``make_task_runner`` makes: ``--task-runner``, else ``process``."""
+    return settings.task_runner or "process"
+
+
 def make_task_runner(settings: Settings) -> TaskRunner[Any]:
     """The Prefect task runner that ``--task-runner`` (and ``--dask-address``) ask for.
 
     No ``--task-runner``: a process pool, the backtest's default.
     """
-    if settings.task_runner in ("process", None):
+    if runner_name(settings) == "process":
         return ProcessPoolTaskRunner(max_workers=settings.workers)
     if settings.task_runner == "dask":
         from prefect_dask import DaskTaskRunner  # noqa: PLC0415 (dask is heavy to import)

@@ -562,11 +562,13 @@ class SlotSchedule:
         self.steps_per_epoch = max(self.steps)  # of the fit: the largest member's
         self.length = epochs * self.steps_per_epoch
         self.slots = plan_slots(self.steps, pack)
-        self.slot_of, self.start = {}, {}
+        self.slot_of, self.start = [0] * len(self.samples), [0] * len(self.samples)
+        self._starting: dict[int, list[int]] = {}
         for j, slot in enumerate(self.slots):
             begin = 0
             for g in slot:
                 self.slot_of[g], self.start[g] = j, begin
+                self._starting.setdefault(begin, []).append(g)
                 begin += epochs * self.steps[g]
         rng = np.random.default_rng(seed)
         # perms[g][e]: member g's rows in epoch e, padded with -1 to steps_g * B
@@ -577,13 +579,12 @@ class SlotSchedule:
 
     def boundaries(self) -> list[int]:
         """Fit steps at which a fit call starts: each epoch of the fit, each change of member."""
-        cuts = set(range(0, self.length, self.steps_per_epoch))
-        cuts.update(self.start[g] for g in self.start)
+        cuts = set(range(0, self.length, self.steps_per_epoch)) | set(self._starting)
         return sorted(c for c in cuts if c < self.length)
 
     def starting(self, t: int) -> list[int]:
         """The members whose training starts at fit step ``t``."""
-        return [g for g in self.start if self.start[g] == t]
+        return list(self._starting.get(t, []))
 
     def rows(self, t0: int, t1: int) -> np.ndarray:
         """Row indices ``((t1 - t0) * B, slots)`` for fit steps ``[t0, t1)``, and the member.
@@ -594,12 +595,13 @@ class SlotSchedule:
         b = self.batch_size
         out = np.full((2, (t1 - t0) * b, len(self.slots)), -1)
         for g, steps in enumerate(self.steps):
-            j = self.slot_of[g]
-            for e in range(self.epochs):
-                first = self.start[g] + e * steps  # fit step of this epoch's first batch
+            j, start = self.slot_of[g], self.start[g]
+            # only the epochs of member g that overlap [t0, t1)
+            for e in range(
+                max(0, (t0 - start) // steps), min(self.epochs, -(-(t1 - start) // steps))
+            ):
+                first = start + e * steps  # fit step of this epoch's first batch
                 lo, hi = max(first, t0), min(first + steps, t1)
-                if lo >= hi:
-                    continue
                 own = self.perms[g][e][(lo - first) * b : (hi - first) * b]
                 out[0, (lo - t0) * b : (hi - t0) * b, j] = own
                 out[1, (lo - t0) * b : (hi - t0) * b, j] = np.where(own >= 0, g, -1)
@@ -618,9 +620,10 @@ def _slot_arrays(
     return x, y
 
 
-def _load_slots(network: StackedNetwork, slots: dict[int, list[np.ndarray]]) -> None:
-    """Set slot j's weights to ``slots[j]`` (registry order) for every j given."""
-    weights = network.get_weights()
+def _load_slots(
+    network: StackedNetwork, weights: list[np.ndarray], slots: dict[int, list[np.ndarray]]
+) -> None:
+    """Set slot j's weights to ``slots[j]`` (registry order) in ``weights``, the network's own."""
     for j, member in slots.items():
         for w, value in zip(weights, member, strict=True):
             w[j] = value
@@ -729,7 +732,9 @@ def _fit_slots(
                 if j in occupant:
                     final[occupant[j]] = [w[j].copy() for w in weights]
                 occupant[j] = g
-            _load_slots(network, {schedule.slot_of[g]: [w[g] for w in initial] for g in starting})
+            _load_slots(
+                network, weights, {schedule.slot_of[g]: [w[g] for w in initial] for g in starting}
+            )
             if optimizer.built:
                 optimizer.restart([schedule.slot_of[g] for g in starting])
         x, y = _slot_arrays(X, targets, schedule.rows(t0, t1))
