@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from provenance import DATA, describe, where_ran, write_results
+from provenance import describe, real_windows, where_ran, write_results
 
 SETTINGS = ("default", "xla", "intra1")
 STEPS = 28  # full batches of the real data's first 896 windows (the run's largest member: 29)
@@ -33,13 +33,12 @@ def one(name: str, members: int, setting: str, epochs: int) -> dict[str, float]:
     """In this process: warm-up seconds and best milliseconds per step of one setting."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np
-    import pandas as pd
     import tensorflow as tf
 
     if setting == "intra1":
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(2)
-    from tasks.data.windows import fit_scaler, make_windows
+    from tasks.data.windows import fit_scaler
     from tasks.models.registry import KERAS_BUILDERS
     from tasks.models.stacked import (
         Member,
@@ -49,8 +48,7 @@ def one(name: str, members: int, setting: str, epochs: int) -> dict[str, float]:
         training_arrays,
     )
 
-    frame = pd.read_csv(DATA)
-    windows = make_windows(frame["close"].to_numpy(), pd.DatetimeIndex(frame["date"]), 12)
+    windows = real_windows()
     rows = STEPS * 32
     scaler = fit_scaler("window", windows.part(0, rows))
     group = [Member(42 + g, rows, scaler, str(g)) for g in range(members)]

@@ -81,3 +81,13 @@ def write_results(
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2, default=default))
     (RESULTS / f"{name}.md").write_text(text)
     print(text)
+
+
+def real_windows(path: Path = DATA, window: int = 12):
+    """The real series' windows, as the pipeline makes them (imports pandas and the project)."""
+    import pandas as pd
+
+    from tasks.data.windows import make_windows
+
+    frame = pd.read_csv(path)
+    return make_windows(frame["close"].to_numpy(), pd.DatetimeIndex(frame["date"]), window)

@@ -23,15 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras
 import numpy as np
-import pandas as pd
-from provenance import describe, where_ran
+from provenance import DATA, describe, real_windows, where_ran
 
-from tasks.data.windows import Windows, fit_scaler, make_windows
+from tasks.data.windows import Windows, fit_scaler
 from tasks.models.registry import KERAS_BUILDERS
 from tasks.models.stacked import Member, batches_per_epoch, fit_stacked
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "sp500_monthly.csv"
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -101,8 +99,7 @@ def main() -> None:
     parser.add_argument("--separate", type=int, default=3, help="separate fits timed per network")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
-    frame = pd.read_csv(args.data)
-    windows = make_windows(frame["close"].to_numpy(), pd.DatetimeIndex(frame["date"]), 12)
+    windows = real_windows(args.data)
     sizes = [int(g) for g in args.members.split(",")]
     rows = []
     for name in KERAS_BUILDERS:
