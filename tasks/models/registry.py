@@ -253,10 +253,9 @@ class Network:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Price forecasts for raw windows ``(n, window)``."""
-        # A direct call runs eagerly: no per-shape tf.function retracing for small batches.
-        scaled = keras.ops.convert_to_numpy(
-            self.network(self.scaler.transform_X(X), training=False)
-        )
+        # predict_on_batch: one traced function per network (a second trace relaxes the batch
+        # size), 10-20x faster per call than an eager call; no data adapter, unlike predict
+        scaled = np.asarray(self.network.predict_on_batch(self.scaler.transform_X(X)))
         return self.scaler.inverse_y(scaled.reshape(-1), X)
 
 

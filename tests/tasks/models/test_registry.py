@@ -9,6 +9,7 @@ import pytest
 from tasks.data.windows import fit_scaler, make_windows, split_chronologically
 from tasks.models.registry import (
     KERAS_BUILDERS,
+    Network,
     drift_predict,
     fit_drift,
     model_spec,
@@ -129,3 +130,26 @@ def test_a_variant_is_the_base_network_with_its_sizes() -> None:
     assert model_spec("gru[units=8,dense_units=4]").builder(12, 0).count_params() == (
         3 * (8 + 8 * 8 + 2 * 8) + (8 * 4 + 4) + (4 + 1)
     )
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name", sorted(KERAS_BUILDERS))
+def test_a_network_predicts_what_its_keras_model_computes(name: str) -> None:
+    """``Network.predict`` (a traced function per network) matches a direct Keras call.
+
+    Batches of three sizes: the second size retraces with a relaxed batch size, the third
+    reuses that trace.
+    """
+    rng = np.random.default_rng(3)
+    close = 100 * np.exp(np.cumsum(rng.normal(0.005, 0.04, 80)))
+    months = pd.date_range("2000-01-01", periods=80, freq="MS")
+    windows = make_windows(close, months, 12)
+    scaler = fit_scaler("window", windows)
+    model = KERAS_BUILDERS[name](12, 4)
+    network = Network(model, scaler, 4)
+    for n in (1, 9, len(windows)):
+        X = windows.X[:n]
+        direct = np.asarray(model(scaler.transform_X(X), training=False)).reshape(-1)
+        np.testing.assert_allclose(
+            network.predict(X), scaler.inverse_y(direct, X), rtol=1e-6, atol=0
+        )
