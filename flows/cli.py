@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import csv
 import io
 import json
@@ -9,8 +10,10 @@ import logging
 import math
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -410,13 +413,14 @@ def run(
         check_writable(settings.warehouse)
         _check_runner(settings)
     _quiet_prefect_ephemeral_server()
+    server = _start_temporary_server()
     _loading()
     from prefect import tags  # noqa: PLC0415
 
     from flows.monthly_retrain import RunSummary, monthly_retrain  # noqa: PLC0415 (TensorFlow)
 
     _install_log_filter()
-    with _api_for_workers(settings.task_runner), tags(*run_tags(settings)):
+    with _api_for_workers(server, settings.task_runner), tags(*run_tags(settings)):
         state = monthly_retrain(settings, return_state=True)
     if not state.is_completed():
         message = state.message or f"flow run ended in state {state.name}"
@@ -435,28 +439,70 @@ def run(
     typer.echo(summary.message)
 
 
-@contextmanager
-def _api_for_workers(task_runner: str | None) -> Iterator[None]:
-    """Let task runs in other processes report to this run's temporary Prefect server.
+@dataclass
+class _ServerStart:
+    """Prefect's temporary API server, starting in a background thread."""
 
-    Without ``PREFECT_API_URL`` every process would start a throw-away server of its own,
-    and the flow run in the UI would never see the task runs of process or Dask workers.
-    Starting the temporary server first and naming it in the settings (which Prefect sends
-    along with each task) keeps all of them on one server. Workers on other hosts need a
-    real server: set ``PREFECT_API_URL`` to an address they can reach.
+    server: Any  # prefect's SubprocessASGIServer (imported late: it loads FastAPI)
+    thread: threading.Thread
+    errors: list[Exception]  # what the thread's start raised
+
+
+def _start_temporary_server() -> _ServerStart | None:
+    """Start the run's temporary Prefect API server now, while TensorFlow loads.
+
+    The server is a uvicorn process that takes seconds to answer; started before the flow's
+    imports (TensorFlow, about 8 s), it is up when the flow begins instead of after. It is
+    the instance Prefect's client would start itself (``SubprocessASGIServer`` keeps one
+    per port), so an in-process run uses it without being told. Nothing starts when an API
+    URL is configured (environment or Prefect profile): that server is used.
     """
-    if task_runner in ("thread", None) or os.environ.get("PREFECT_API_URL"):
+    import prefect.main  # noqa: F401, PLC0415 (Prefect's logging: the start is logged)
+    from prefect.server.api.server import SubprocessASGIServer  # noqa: PLC0415
+    from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
+
+    if PREFECT_API_URL.value():
+        return None
+    server = SubprocessASGIServer()
+    errors: list[Exception] = []
+
+    def run() -> None:
+        try:
+            server.start()
+        except Exception as exc:  # reported in the main thread, where the run can stop
+            errors.append(exc)
+
+    # in this thread's context: the settings Prefect reads are the run's
+    context = contextvars.copy_context()
+    thread = threading.Thread(
+        target=context.run, args=(run,), name="prefect-server-start", daemon=True
+    )
+    thread.start()
+    return _ServerStart(server, thread, errors)
+
+
+@contextmanager
+def _api_for_workers(start: _ServerStart | None, task_runner: str | None) -> Iterator[None]:
+    """Wait for the temporary server; let task runs in other processes report to it.
+
+    Without an API URL every process would start a throw-away server of its own, and the
+    flow run in the UI would never see the task runs of process or Dask workers. Naming the
+    run's temporary server in the settings (which Prefect sends along with each task) keeps
+    all of them on one server. Workers on other hosts need a real server: set
+    ``PREFECT_API_URL`` to an address they can reach.
+    """
+    if start is None:
         yield
         return
-    from prefect.server.api.server import SubprocessASGIServer  # noqa: PLC0415
+    start.thread.join()
+    if start.errors:
+        raise _fail(f"Prefect's temporary API server did not start: {start.errors[0]}")
+    if task_runner in ("thread", None):
+        yield
+        return
     from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: PLC0415
 
-    server = SubprocessASGIServer()  # the same instance Prefect's client would start
-    try:
-        server.start()
-    except RuntimeError as exc:
-        raise _fail(f"Prefect's temporary API server did not start: {exc}") from None
-    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+    with temporary_settings(updates={PREFECT_API_URL: start.server.api_url}):
         yield
 
 
@@ -554,6 +600,7 @@ def backtest(
         check_writable(settings.warehouse)
         _check_runner(settings)
     _quiet_prefect_ephemeral_server()
+    server = _start_temporary_server()
     _loading()
     from prefect import tags  # noqa: PLC0415
 
@@ -563,7 +610,7 @@ def backtest(
     _install_log_filter()
     flow = monthly_backtest.with_options(task_runner=make_task_runner(settings))
     runner = runner_name(settings)
-    with _api_for_workers(runner), tags("sp500", "backtest", f"runner:{runner}"):
+    with _api_for_workers(server, runner), tags("sp500", "backtest", f"runner:{runner}"):
         state = flow(settings, return_state=True)
     if not state.is_completed():
         raise _fail(state.message or f"flow run ended in state {state.name}")

@@ -187,6 +187,27 @@ BAD_NUMBERS = [
 ]
 
 
+def test_a_temporary_server_that_does_not_start_fails_with_one_line_and_writes_nothing(
+    cli_env, tmp_path: Path
+) -> None:
+    """The CLI starts Prefect's temporary server while TensorFlow loads and reports its failure.
+
+    ``sp500 backtest`` starts it with the same function.
+    """
+    env = cli_env | {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "0"}  # no time to answer
+    warehouse = tmp_path / "out" / "w.duckdb"
+    warehouse.parent.mkdir()
+    source = tmp_path / "prices.csv"
+    source.write_bytes(to_csv_bytes(synthetic_prices(60)))
+    result = sp500(env, "run", "--source", str(source), "--warehouse", str(warehouse))
+    assert result.returncode == 1
+    assert last_line(result) == (
+        "error: Prefect's temporary API server did not start: Timed out while attempting to"
+        " connect to ephemeral Prefect API server."
+    )
+    assert list(warehouse.parent.iterdir()) == []
+
+
 @pytest.mark.parametrize(("option", "command", "value", "message"), BAD_NUMBERS)
 def test_bad_seeds_or_horizon_fail_with_one_line_and_write_nothing(
     option, command, value, message, tmp_path, monkeypatch
