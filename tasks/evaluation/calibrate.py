@@ -58,7 +58,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import scoringrules
 from arch.bootstrap import StationaryBootstrap, optimal_block_length
 from scipy.optimize import isotonic_regression
 
@@ -432,6 +431,10 @@ def interval_score(
     actual: np.ndarray, lower: np.ndarray, upper: np.ndarray, level: float
 ) -> np.ndarray:
     """Winkler's interval score of each band at ``level``: width plus 2/alpha times any miss."""
+    # imported here: scoringrules compiles its numba kernels on import (about 2 s), which
+    # the backtest's and the run's worker processes, which score nothing, need not pay
+    import scoringrules  # noqa: PLC0415
+
     return np.asarray(
         scoringrules.interval_score(
             np.asarray(actual, dtype=np.float64),
