@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import random
 
 import numpy as np
@@ -153,3 +154,23 @@ def test_a_network_predicts_what_its_keras_model_computes(name: str) -> None:
         np.testing.assert_allclose(
             network.predict(X), scaler.inverse_y(direct, X), rtol=1e-6, atol=0
         )
+
+
+@pytest.mark.unit
+def test_networks_predicting_for_the_first_time_raise_no_retracing_warning() -> None:
+    """Each network traces its own predict function once: by design, not worth a warning."""
+    rng = np.random.default_rng(5)
+    close = 100 * np.exp(np.cumsum(rng.normal(0.005, 0.04, 40)))
+    windows = make_windows(close, pd.date_range("2000-01-01", periods=40, freq="MS"), 12)
+    scaler = fit_scaler("window", windows)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(handler)
+    try:
+        for seed in range(7):  # TensorFlow warns from the 5th trace of the same step code
+            Network(KERAS_BUILDERS["simple_rnn"](12, seed), scaler, seed).predict(windows.X)
+    finally:
+        logger.removeHandler(handler)
+    assert not [r for r in records if "retracing" in r.getMessage()]
