@@ -13,7 +13,6 @@ Index convention: an origin is a sample count ``cut`` (the fit sees samples ``[0
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -288,9 +287,4 @@ def fit_model_task(
         fits.seconds,
     )
     paths = fits.origins.paths(blocks, settings.horizon)
-    fitted = FittedModel(fits.evaluation, fits.forecast, paths, fits.seconds)
-    # the stacked network and its compiled step sit in reference cycles (Keras layers and
-    # their model), which wait for the cyclic collector: free them before the next fit
-    del fits
-    gc.collect()
-    return fitted
+    return FittedModel(fits.evaluation, fits.forecast, paths, fits.seconds)
