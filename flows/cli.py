@@ -10,8 +10,8 @@ import logging
 import math
 import os
 import sys
-import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -84,8 +84,8 @@ def _one_line_errors() -> Iterator[None]:
 def _quiet_prefect_ephemeral_server() -> None:
     """Keep the temporary API server's internals (telemetry, SQLite shutdown noise) off screen.
 
-    Without ``PREFECT_API_URL`` Prefect starts a throw-away local server per run; its own
-    log lines are about the server, not the pipeline. Users of a real server keep theirs.
+    Without ``PREFECT_API_URL`` the run gets a throw-away local server; its own log lines
+    are about the server, not the pipeline. Users of a real server keep theirs.
     Its start-up may take longer than Prefect's 20 s default on a busy machine (a backtest
     next door keeps both cores full), so it gets 90 s.
     """
@@ -412,7 +412,6 @@ def run(
     with _one_line_errors():
         check_writable(settings.warehouse)
         _check_runner(settings)
-    _quiet_prefect_ephemeral_server()
     server = _start_temporary_server()
     _loading()
     from prefect import tags  # noqa: PLC0415
@@ -441,11 +440,10 @@ def run(
 
 @dataclass
 class _ServerStart:
-    """Prefect's temporary API server, starting in a background thread."""
+    """Prefect's temporary API server and its start, under way in a background thread."""
 
     server: Any  # prefect's SubprocessASGIServer (imported late: it loads FastAPI)
-    thread: threading.Thread
-    errors: list[Exception]  # what the thread's start raised
+    started: Future[None]
 
 
 def _start_temporary_server() -> _ServerStart | None:
@@ -457,6 +455,7 @@ def _start_temporary_server() -> _ServerStart | None:
     per port), so an in-process run uses it without being told. Nothing starts when an API
     URL is configured (environment or Prefect profile): that server is used.
     """
+    _quiet_prefect_ephemeral_server()
     import prefect.main  # noqa: F401, PLC0415 (Prefect's logging: the start is logged)
     from prefect.server.api.server import SubprocessASGIServer  # noqa: PLC0415
     from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
@@ -464,21 +463,11 @@ def _start_temporary_server() -> _ServerStart | None:
     if PREFECT_API_URL.value():
         return None
     server = SubprocessASGIServer()
-    errors: list[Exception] = []
-
-    def run() -> None:
-        try:
-            server.start()
-        except Exception as exc:  # reported in the main thread, where the run can stop
-            errors.append(exc)
-
-    # in this thread's context: the settings Prefect reads are the run's
-    context = contextvars.copy_context()
-    thread = threading.Thread(
-        target=context.run, args=(run,), name="prefect-server-start", daemon=True
-    )
-    thread.start()
-    return _ServerStart(server, thread, errors)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="prefect-server-start")
+    # in this thread's context, so the settings Prefect reads are the run's
+    started = pool.submit(contextvars.copy_context().run, server.start)
+    pool.shutdown(wait=False)  # no more work for it; the start runs on
+    return _ServerStart(server, started)
 
 
 @contextmanager
@@ -494,9 +483,10 @@ def _api_for_workers(start: _ServerStart | None, task_runner: str | None) -> Ite
     if start is None:
         yield
         return
-    start.thread.join()
-    if start.errors:
-        raise _fail(f"Prefect's temporary API server did not start: {start.errors[0]}")
+    try:
+        start.started.result()
+    except Exception as exc:
+        raise _fail(f"Prefect's temporary API server did not start: {exc}") from None
     if task_runner in ("thread", None):
         yield
         return
@@ -599,7 +589,6 @@ def backtest(
     with _one_line_errors():
         check_writable(settings.warehouse)
         _check_runner(settings)
-    _quiet_prefect_ephemeral_server()
     server = _start_temporary_server()
     _loading()
     from prefect import tags  # noqa: PLC0415
