@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.data.windows import fit_scaler, make_windows, split_chronologically
+from tasks.data.windows import Windows, fit_scaler, make_windows, split_chronologically
 from tasks.models.registry import (
     KERAS_BUILDERS,
     Network,
@@ -17,6 +17,7 @@ from tasks.models.registry import (
     naive_predict,
 )
 from tasks.models.train import fit_model
+from tests.conftest import synthetic_prices
 
 
 @pytest.mark.unit
@@ -133,6 +134,11 @@ def test_a_variant_is_the_base_network_with_its_sizes() -> None:
     )
 
 
+def _windows(n: int, seed: int) -> Windows:
+    prices = synthetic_prices(n, seed)
+    return make_windows(prices["close"].to_numpy(), pd.DatetimeIndex(prices["date"]), 12)
+
+
 @pytest.mark.unit
 @pytest.mark.parametrize("name", sorted(KERAS_BUILDERS))
 def test_a_network_predicts_what_its_keras_model_computes(name: str) -> None:
@@ -141,10 +147,7 @@ def test_a_network_predicts_what_its_keras_model_computes(name: str) -> None:
     Batches of three sizes: the second size retraces with a relaxed batch size, the third
     reuses that trace.
     """
-    rng = np.random.default_rng(3)
-    close = 100 * np.exp(np.cumsum(rng.normal(0.005, 0.04, 80)))
-    months = pd.date_range("2000-01-01", periods=80, freq="MS")
-    windows = make_windows(close, months, 12)
+    windows = _windows(80, seed=3)
     scaler = fit_scaler("window", windows)
     model = KERAS_BUILDERS[name](12, 4)
     network = Network(model, scaler, 4)
@@ -159,9 +162,7 @@ def test_a_network_predicts_what_its_keras_model_computes(name: str) -> None:
 @pytest.mark.unit
 def test_networks_predicting_for_the_first_time_raise_no_retracing_warning() -> None:
     """Each network traces its own predict function once: by design, not worth a warning."""
-    rng = np.random.default_rng(5)
-    close = 100 * np.exp(np.cumsum(rng.normal(0.005, 0.04, 40)))
-    windows = make_windows(close, pd.date_range("2000-01-01", periods=40, freq="MS"), 12)
+    windows = _windows(40, seed=5)
     scaler = fit_scaler("window", windows)
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
