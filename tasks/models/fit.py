@@ -206,7 +206,7 @@ def fit_every_role(
     fitted = {}
     for r, (role, (n, scaler)) in enumerate(roles.items()):
         networks = tuple(
-            Network(fit.export(r * seeds + k), scaler, s) for k, s in enumerate(ensemble)
+            Network(fit.export(r * seeds + k), scaler, s, name) for k, s in enumerate(ensemble)
         )
         model = TrainedModel(
             name,

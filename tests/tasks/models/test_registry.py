@@ -13,6 +13,7 @@ from tasks.models.registry import (
     Network,
     drift_predict,
     fit_drift,
+    forward_pass,
     model_spec,
     naive_predict,
 )
@@ -142,15 +143,17 @@ def _windows(n: int, seed: int) -> Windows:
 @pytest.mark.unit
 @pytest.mark.parametrize("name", sorted(KERAS_BUILDERS))
 def test_a_network_predicts_what_its_keras_model_computes(name: str) -> None:
-    """``Network.predict`` (a traced function per network) matches a direct Keras call.
+    """``Network.predict`` (its architecture's shared trace) matches a direct Keras call.
 
-    Batches of three sizes: the second size retraces with a relaxed batch size, the third
+    Another network of the architecture predicts first, so the trace's template is not this
+    model. Batches of three sizes: the second retraces with a relaxed batch size, the third
     reuses that trace.
     """
     windows = _windows(80, seed=3)
     scaler = fit_scaler("window", windows)
+    Network(KERAS_BUILDERS[name](12, 99), scaler, 99, name).predict(windows.X[:2])
     model = KERAS_BUILDERS[name](12, 4)
-    network = Network(model, scaler, 4)
+    network = Network(model, scaler, 4, name)
     for n in (1, 9, len(windows)):
         X = windows.X[:n]
         direct = np.asarray(model(scaler.transform_X(X), training=False)).reshape(-1)
@@ -160,10 +163,11 @@ def test_a_network_predicts_what_its_keras_model_computes(name: str) -> None:
 
 
 @pytest.mark.unit
-def test_networks_predicting_for_the_first_time_raise_no_retracing_warning() -> None:
-    """Each network traces its own predict function once: by design, not worth a warning."""
+def test_networks_of_one_architecture_share_one_trace_and_warn_of_none() -> None:
+    """Seven networks, three batch sizes: two traces in all, and no retracing warning."""
     windows = _windows(40, seed=5)
     scaler = fit_scaler("window", windows)
+    architecture = "simple_rnn[units=5]"  # a name no other test predicts with
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append  # type: ignore[method-assign]
@@ -171,7 +175,11 @@ def test_networks_predicting_for_the_first_time_raise_no_retracing_warning() -> 
     logger.addHandler(handler)
     try:
         for seed in range(7):  # TensorFlow warns from the 5th trace of the same step code
-            Network(KERAS_BUILDERS["simple_rnn"](12, seed), scaler, seed).predict(windows.X)
+            model = KERAS_BUILDERS["simple_rnn"](12, seed, units=5)
+            network = Network(model, scaler, seed, architecture)
+            for n in (len(windows), 1, 3):
+                network.predict(windows.X[:n])
     finally:
         logger.removeHandler(handler)
+    assert forward_pass(architecture, model).experimental_get_tracing_count() == 2
     assert not [r for r in records if "retracing" in r.getMessage()]
