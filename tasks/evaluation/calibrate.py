@@ -224,14 +224,20 @@ class Choice(Calibrator):
     def __init__(self, candidates: Sequence[Calibrator]) -> None:
         """Choose among ``candidates``."""
         self.candidates = list(candidates)
-        self.losses = {lv: np.zeros((2, len(self.candidates))) for lv in LEVELS}
+        # per level, the lower and the upper side's summed loss of each candidate: plain
+        # floats, since this runs at every month of every horizon and model (numpy's
+        # per-element indexing cost more than the sums)
+        self.losses = {
+            lv: ([0.0] * len(self.candidates), [0.0] * len(self.candidates)) for lv in LEVELS
+        }
         self.name = "choice among " + ", ".join(c.name for c in self.candidates)
 
     def bounds(self, pool: ErrorPool) -> Bounds:  # noqa: D102
         every = [c.bounds(pool) for c in self.candidates]
         chosen = {}
-        for level, losses in self.losses.items():
-            low, high = int(np.argmin(losses[0])), int(np.argmin(losses[1]))
+        for level, (lows, highs) in self.losses.items():
+            low = min(range(len(lows)), key=lows.__getitem__)  # ties: the first
+            high = min(range(len(highs)), key=highs.__getitem__)
             chosen[level] = (every[low][level][0], every[high][level][1])
         return ChosenBounds(chosen, every)
 
@@ -242,8 +248,8 @@ class Choice(Calibrator):
             candidate.update(error, bounds, pool)
             for level, (low, high) in bounds.items():
                 tail = side_miss_rate(level)
-                self.losses[level][0, k] += pinball_loss(error, low, tail)
-                self.losses[level][1, k] += pinball_loss(error, high, 1.0 - tail)
+                self.losses[level][0][k] += pinball_loss(error, low, tail)
+                self.losses[level][1][k] += pinball_loss(error, high, 1.0 - tail)
 
 
 def default_calibrator() -> Calibrator:
