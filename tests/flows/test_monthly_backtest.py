@@ -253,9 +253,10 @@ def test_thread_process_and_dask_runners_agree(
     url = http_server.serve("/s.csv", Route(body=to_csv_bytes(synthetic_prices(80, seed=6))))
     options = {"models": "naive,drift,gru", "origins": 2, "chunk_size": 1, "epochs": 3}
     options["seeds"] = 2
-    # the thread runner in this process; the process and Dask runners through the CLI, the
-    # process runner against a running server, Dask and the default runner (a process pool)
-    # as a new user: the CLI starts one temporary server and every worker reports to it
+    # the thread runner in this process; the others through the CLI: the default runner (a
+    # process pool) against a running server (no temporary one), Dask as a new user (the CLI
+    # starts one temporary server and the cluster's workers report to it; a process pool's
+    # workers do the same in test_monthly_retrain's side-by-side run)
     reference = tmp_path / "thread.duckdb"
     state = monthly_backtest(
         settings(url, reference, task_runner="thread", **options), return_state=True
@@ -265,9 +266,8 @@ def test_thread_process_and_dask_runners_agree(
     common = ["--source", url, "--models", "naive,drift,gru", "--origins", "2"]
     common += ["--chunk-size", "1", "--epochs", "3", "--seeds", "2"]
     for runner, env, extra in [
-        ("process", prefect_server, ["--task-runner", "process"]),
+        ("default", prefect_server, []),
         ("dask", cli_env, ["--task-runner", "dask", "--dask-address", address]),
-        ("default", cli_env, []),
     ]:
         warehouse = tmp_path / f"{runner}.duckdb"
         done = sp500(env, "backtest", *common, *extra, "--warehouse", str(warehouse))
@@ -275,7 +275,7 @@ def test_thread_process_and_dask_runners_agree(
         assert "completed: 3 models x 2 origins" in done.stdout
         results[runner] = backtest_rows(warehouse)
         servers = (done.stdout + done.stderr).count("Starting temporary server")
-        assert servers == (0 if runner == "process" else 1), runner
+        assert servers == (0 if runner == "default" else 1), runner
 
     # every Dask task ran on the cluster's workers and reported to the run's own server
     cluster_output = cluster_log.read_text()
@@ -283,7 +283,7 @@ def test_thread_process_and_dask_runners_agree(
     assert "Starting temporary server" not in cluster_output
 
     thread = results["thread"]
-    for runner in ("process", "dask", "default"):
+    for runner in ("default", "dask"):
         other = results[runner]
         keys = ["model", "origin_month", "target_month", "actual", "fit"]
         pd.testing.assert_frame_equal(other[keys], thread[keys])

@@ -494,7 +494,10 @@ def test_a_variant_runs_beside_its_base_and_is_tested_against_it(
 def test_models_fitted_side_by_side_in_processes_match_the_run_in_turn(
     http_server: LocalServer, tmp_path: Path
 ) -> None:
-    """``--task-runner process``: each model fitted in a worker process, same numbers."""
+    """``--task-runner process``: each model fitted in a worker process, same numbers.
+
+    As a new user (no Prefect API configured): the CLI's temporary server is the only one.
+    """
     import os
     import subprocess
     import sys
@@ -522,6 +525,8 @@ def test_models_fitted_side_by_side_in_processes_match_the_run_in_turn(
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # one temporary server, the CLI's: the worker processes report to it
+    assert (done.stdout + done.stderr).count("Starting temporary server") == 1
     for sql in (
         "SELECT model, origin_month, forecast_month, horizon, point, lower_95, upper_95"
         " FROM rolling_predictions ORDER BY ALL",
