@@ -145,9 +145,9 @@ def _windows(n: int, seed: int) -> Windows:
 def test_a_network_predicts_what_its_keras_model_computes(name: str) -> None:
     """``Network.predict`` (its architecture's shared trace) matches a direct Keras call.
 
-    Another network of the architecture predicts first, so the trace's template is not this
-    model. Batches of three sizes: the second retraces with a relaxed batch size, the third
-    reuses that trace.
+    Another network of the architecture predicts first (2 windows), so the trace's template
+    is not this model. Then batches of three sizes: the first retraces with a relaxed batch
+    size, the other two reuse that trace.
     """
     windows = _windows(80, seed=3)
     scaler = fit_scaler("window", windows)
