@@ -163,23 +163,18 @@ def test_a_network_predicts_what_its_keras_model_computes(name: str) -> None:
 
 
 @pytest.mark.unit
-def test_networks_of_one_architecture_share_one_trace_and_warn_of_none() -> None:
+def test_networks_of_one_architecture_share_one_trace_and_warn_of_none(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Seven networks, three batch sizes: two traces in all, and no retracing warning."""
     windows = _windows(40, seed=5)
     scaler = fit_scaler("window", windows)
     architecture = "simple_rnn[units=5]"  # a name no other test predicts with
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("tensorflow")
-    logger.addHandler(handler)
-    try:
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
         for seed in range(7):  # TensorFlow warns from the 5th trace of the same step code
             model = KERAS_BUILDERS["simple_rnn"](12, seed, units=5)
             network = Network(model, scaler, seed, architecture)
             for n in (len(windows), 1, 3):
                 network.predict(windows.X[:n])
-    finally:
-        logger.removeHandler(handler)
     assert forward_pass(architecture, model).experimental_get_tracing_count() == 2
-    assert not [r for r in records if "retracing" in r.getMessage()]
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
